@@ -1,0 +1,64 @@
+"""Fashion-MNIST read straight from its IDX files, e.g. those of Debian's ``dataset-fashion-mnist``."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from transferkit.errors import DataError
+
+CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")  # where `apt-get install dataset-fashion-mnist` puts it
+
+
+def default_dir() -> Path:
+    return Path(os.environ.get("TRANSFERKIT_FASHION_MNIST", DEBIAN_DIR))
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as handle:
+        data = handle.read()
+    zero, dtype_code, ndim = struct.unpack(">HBB", data[:4])
+    if zero != 0 or dtype_code != 0x08:
+        raise DataError(f"{path} is not an unsigned-byte IDX file.")
+    shape = struct.unpack(f">{ndim}I", data[4 : 4 + 4 * ndim])
+    array = np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim)
+    if array.size != int(np.prod(shape)):
+        raise DataError(f"{path} is truncated: header says {shape}, found {array.size} bytes.")
+    return array.reshape(shape)
+
+
+def load_fashion_mnist(split: str = "train", root: str | Path | None = None) -> tuple[Tensor, Tensor]:
+    """Images (N, 28, 28) uint8 and labels (N,) of the ``"train"`` (60k) or ``"test"`` (10k) split."""
+    root = Path(root) if root is not None else default_dir()
+    prefix = {"train": "train", "test": "t10k"}[split]
+    files = []
+    for kind in ("images-idx3-ubyte", "labels-idx1-ubyte"):
+        candidates = [root / f"{prefix}-{kind}.gz", root / f"{prefix}-{kind}"]
+        found = next((c for c in candidates if c.is_file()), None)
+        if found is None:
+            raise DataError(
+                f"Fashion-MNIST not found in {root} (looked for {candidates[0].name}). Install it with "
+                "`apt-get install dataset-fashion-mnist`, or set TRANSFERKIT_FASHION_MNIST to a folder "
+                "holding the four IDX files."
+            )
+        files.append(found)
+    images, labels = _read_idx(files[0]), _read_idx(files[1])
+    return torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64))
+
+
+def balanced_subset(labels: Tensor, per_class: int, seed: int = 0) -> Tensor:
+    """Indices of ``per_class`` random examples of every class."""
+    generator = torch.Generator().manual_seed(seed)
+    picks = []
+    for c in labels.unique().tolist():
+        idx = (labels == c).nonzero().flatten()
+        picks.append(idx[torch.randperm(len(idx), generator=generator)[:per_class]])
+    return torch.cat(picks).sort().values

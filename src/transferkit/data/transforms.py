@@ -1,0 +1,74 @@
+"""Augmentation presets built on ``torchvision.transforms.v2``, applied to float (3, H, W) images.
+
+Presets:
+    none: resize + normalise.
+    light: random resized crop (70–100 %) + horizontal flip.
+    strong: random resized crop (25–100 %) + flip + TrivialAugment + random erasing.
+    microscopy: flips, 90° rotations, mild brightness/contrast; no scale change
+        (orientation carries no label, magnification does). Normalise with the dataset's
+        own mean/std by default.
+``auto_augment`` adds RandAugment or TrivialAugment to any preset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import torch
+import torchvision.transforms.v2 as T
+from torch import Tensor, nn
+
+from transferkit.errors import ConfigError
+
+PRESETS = ("none", "light", "strong", "microscopy")
+AutoAugment = Literal["none", "randaugment", "trivialaugment"]
+
+
+class RandomRot90(nn.Module):
+    """Rotate by k·90°, k uniform in {0, 1, 2, 3}: the symmetry group of a microscope field."""
+
+    def forward(self, image: Tensor) -> Tensor:
+        k = int(torch.randint(4, ()).item())
+        return torch.rot90(image, k, dims=(-2, -1)) if k else image
+
+
+def _interp(name: str) -> T.InterpolationMode:
+    return T.InterpolationMode(name) if name in {m.value for m in T.InterpolationMode} else T.InterpolationMode.BILINEAR
+
+
+def build_transforms(
+    preset: str,
+    size: int,
+    mean: Sequence[float],
+    std: Sequence[float],
+    train: bool,
+    auto_augment: AutoAugment = "none",
+    interpolation: str = "bilinear",
+) -> T.Compose:
+    """Training (``train=True``) or evaluation transform of a preset."""
+    if preset not in PRESETS:
+        raise ConfigError(f"No augmentation preset {preset!r}. Available: {', '.join(PRESETS)}.")
+    interp = _interp(interpolation)
+    resize = [T.Resize((size, size), interpolation=interp, antialias=True)]
+    if not train or preset == "none":
+        steps: list[nn.Module] = list(resize)
+    elif preset == "light":
+        steps = [T.RandomResizedCrop(size, scale=(0.7, 1.0), interpolation=interp, antialias=True),
+                 T.RandomHorizontalFlip()]
+    elif preset == "strong":
+        steps = [T.RandomResizedCrop(size, scale=(0.25, 1.0), interpolation=interp, antialias=True),
+                 T.RandomHorizontalFlip(), T.TrivialAugmentWide(interpolation=interp)]
+    else:  # microscopy
+        steps = [*resize, T.RandomHorizontalFlip(), T.RandomVerticalFlip(), RandomRot90(),
+                 T.ColorJitter(brightness=0.1, contrast=0.1)]
+    if train and auto_augment == "randaugment":
+        steps.append(T.RandAugment(interpolation=interp))
+    elif train and auto_augment == "trivialaugment":
+        steps.append(T.TrivialAugmentWide(interpolation=interp))
+    elif auto_augment not in ("none", "randaugment", "trivialaugment"):
+        raise ConfigError(f"auto_augment must be none, randaugment or trivialaugment, got {auto_augment!r}.")
+    steps.append(T.Normalize(list(mean), list(std)))
+    if train and preset == "strong":
+        steps.append(T.RandomErasing(p=0.25))
+    return T.Compose(steps)

@@ -1,0 +1,110 @@
+"""Training options: one frozen dataclass, validated on creation."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+import torch
+
+from transferkit.errors import ConfigError
+
+SCHEDULERS = ("none", "step", "plateau", "cosine", "onecycle")
+PRECISIONS = ("auto", "32-true", "bf16-mixed", "16-mixed")
+MONITORS = {"val_loss": "min", "val_acc": "max", "val_f1": "max"}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train. Learning rates of layer groups are ``lr`` times the strategy's multipliers.
+
+    Args:
+        epochs: Total epochs over all strategy stages.
+        batch_size: Per-process batch size (DDP: global = batch_size × processes).
+        lr: Base learning rate (head, deepest group). ``transferkit lr-find`` suggests one.
+        optimizer: ``adamw`` or ``sgd`` (Nesterov, ``momentum``).
+        weight_decay: Decoupled for AdamW; not applied to biases and norm weights.
+        scheduler: ``none``, ``step`` (``step_size``, ``gamma``), ``plateau`` (on ``monitor``),
+            ``cosine`` (with ``warmup_epochs`` of linear warm-up) or ``onecycle``. Restarted at each stage.
+        label_smoothing: Cross-entropy label smoothing.
+        grad_accum: Optimizer step every ``grad_accum`` batches.
+        max_grad_norm: Clip the gradient norm (``None``: no clipping).
+        precision: ``auto`` (bf16 autocast where the CPU has native bf16, fp16 on CUDA, else fp32), or explicit.
+        patience: Early stopping after this many epochs without improvement of ``monitor`` (``None``: off).
+        monitor: ``val_loss``, ``val_acc`` or ``val_f1``; also picks the best checkpoint.
+        mixup, cutmix: Beta-distribution alphas (0: off). Both on: one of them per batch.
+        balance: Class imbalance: ``sampler`` (weighted sampling), ``loss`` (class-weighted loss) or ``none``.
+        cache: ``auto``: while the whole backbone is frozen, compute its features once and train the head
+            on them; ``off``: run the backbone every step (for benchmarks).
+        cache_views: Augmented views cached per training image (1: the un-augmented image).
+        train_bn: Let frozen BatchNorm layers update running statistics.
+        seed: Seeds data order, augmentation and initialisation; epoch ``e`` reseeds with ``(seed, e)``.
+    """
+
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 1e-3
+    optimizer: Literal["adamw", "sgd"] = "adamw"
+    weight_decay: float = 1e-4
+    momentum: float = 0.9
+    scheduler: str = "cosine"
+    warmup_epochs: float = 0.0
+    step_size: int = 5
+    gamma: float = 0.1
+    label_smoothing: float = 0.0
+    grad_accum: int = 1
+    max_grad_norm: float | None = None
+    precision: str = "auto"
+    patience: int | None = None
+    monitor: str = "val_loss"
+    mixup: float = 0.0
+    cutmix: float = 0.0
+    balance: Literal["none", "sampler", "loss"] = "none"
+    cache: Literal["auto", "off"] = "auto"
+    cache_views: int = 1
+    train_bn: bool = False
+    seed: int = 0
+    num_workers: int = 0
+    accelerator: str = "auto"
+    devices: int = 1
+    num_nodes: int = 1
+    progress: bool = True
+    top_k: int = 5
+    channels_last: bool = True
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
+            (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
+            (self.lr > 0, f"lr must be > 0, got {self.lr}"),
+            (self.optimizer in ("adamw", "sgd"), f"optimizer must be adamw or sgd, got {self.optimizer!r}"),
+            (self.scheduler in SCHEDULERS, f"scheduler must be one of {SCHEDULERS}, got {self.scheduler!r}"),
+            (self.precision in PRECISIONS, f"precision must be one of {PRECISIONS}, got {self.precision!r}"),
+            (self.monitor in MONITORS, f"monitor must be one of {tuple(MONITORS)}, got {self.monitor!r}"),
+            (self.grad_accum >= 1, f"grad_accum must be >= 1, got {self.grad_accum}"),
+            (self.cache_views >= 1, f"cache_views must be >= 1, got {self.cache_views}"),
+            (self.balance in ("none", "sampler", "loss"), f"balance must be none, sampler or loss, got {self.balance!r}"),
+            (self.cache in ("auto", "off"), f"cache must be auto or off, got {self.cache!r}"),
+            (0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {self.label_smoothing}"),
+            (self.mixup >= 0 and self.cutmix >= 0, "mixup and cutmix alphas must be >= 0"),
+            (self.patience is None or self.patience >= 1, f"patience must be >= 1 or None, got {self.patience}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message + ".")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def resolve_precision(precision: str, accelerator: str) -> str:
+    """``auto`` → fp16 mixed on CUDA, bf16 mixed on a CPU with native bf16 (AVX512-BF16/AMX), else fp32."""
+    if precision != "auto":
+        return precision
+    if accelerator in ("auto", "cuda", "gpu") and torch.cuda.is_available():
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    try:
+        native_bf16 = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        native_bf16 = False
+    return "bf16-mixed" if native_bf16 else "32-true"

@@ -1,0 +1,38 @@
+"""Run a function over a dataset in shards across processes and gather the results in order."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from lightning_fabric import Fabric
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from transferkit.data.sampler import EpochSampler
+
+
+def ordered_map(fabric: Fabric, dataset: Dataset, fn: Callable[[Tensor], Tensor], batch_size: int,
+                num_workers: int = 0, progress: str | None = None) -> tuple[Tensor, Tensor]:
+    """``fn`` over every image of ``dataset`` (each process a shard); returns (outputs, labels) on CPU, in dataset order."""
+    sampler = EpochSampler(len(dataset), shuffle=False, rank=fabric.global_rank, world_size=fabric.world_size)
+    loader = fabric.setup_dataloaders(
+        DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers),
+        use_distributed_sampler=False,
+    )
+    outputs, labels = [], []
+    batches = loader
+    if progress and fabric.is_global_zero:
+        from tqdm.auto import tqdm
+
+        batches = tqdm(loader, desc=progress, leave=False, unit="batch")
+    for images, targets in batches:
+        outputs.append(fn(images).float().cpu())
+        labels.append(targets.cpu())
+    out, lab = torch.cat(outputs), torch.cat(labels)
+    if fabric.world_size > 1:  # rank r holds positions r, r+w, …: interleave back
+        out = fabric.all_gather(out.to(fabric.device)).cpu()
+        lab = fabric.all_gather(lab.to(fabric.device)).cpu()
+        out = out.transpose(0, 1).reshape(-1, *out.shape[2:])
+        lab = lab.transpose(0, 1).reshape(-1)
+    return out[: len(dataset)], lab[: len(dataset)]

@@ -1,0 +1,355 @@
+"""``fit``: train a :class:`TransferModel` with a strategy, on one process or many (DDP via Fabric).
+
+Exact resume: epoch ``e`` reseeds every random source with ``(seed, e)`` and the sampler's
+order depends only on ``(seed, e)``; ``last.pt`` (written atomically at the end of each
+epoch) holds model, optimizer, scheduler and history. A run killed at any point continues
+from its last finished epoch and produces the same numbers as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torchvision.transforms.v2 as T
+from lightning_fabric import Fabric
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset, TensorDataset
+
+from transferkit.data.sampler import EpochSampler
+from transferkit.engine import run_dir
+from transferkit.engine.cache import FeatureCache
+from transferkit.engine.checkpoint import atomic_save, load_checkpoint
+from transferkit.engine.config import MONITORS, TrainConfig, resolve_precision
+from transferkit.engine.distributed import ordered_map
+from transferkit.engine.metrics import Metrics, classification_metrics
+from transferkit.engine.model import TransferModel
+from transferkit.engine.optim import PER_STEP, build_optimizer, build_scheduler, param_groups
+from transferkit.errors import ConfigError, TrainingError
+from transferkit.strategies.base import Stage, Strategy
+from transferkit.strategies.freezing import apply_bn_policy, set_trainable, trainable_fraction
+
+
+@dataclass
+class FitResult:
+    """What a run produced. ``model`` holds the best epoch's weights."""
+
+    model: TransferModel
+    history: list[dict[str, Any]]
+    best_epoch: int
+    metrics: Metrics
+    run_dir: Path | None
+    train_seconds: float
+    images_per_second: float
+    stopped_early: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _seed_epoch(seed: int, epoch: int) -> None:
+    value = (seed * 1_000_003 + epoch) % (2**31)
+    random.seed(value)
+    np.random.seed(value)
+    torch.manual_seed(value)
+
+
+def _labels_of(dataset: Dataset) -> list[int]:
+    labels = getattr(dataset, "labels", None)
+    if labels is None:
+        raise ConfigError("Class balancing needs a dataset with a .labels list (ImageFileDataset, TensorImageDataset).")
+    return list(labels)
+
+
+def _is_better(value: float, best: float, monitor: str) -> bool:
+    return value < best if MONITORS[monitor] == "min" else value > best
+
+
+def best_epoch_of(history: list[dict[str, Any]], monitor: str) -> int:
+    best = 0
+    for i, row in enumerate(history):
+        if _is_better(row[monitor], history[best][monitor], monitor):
+            best = i
+    return history[best]["epoch"]
+
+
+def make_fabric(config: TrainConfig) -> Fabric:
+    """A Fabric for this config: DDP when several devices or processes (e.g. under ``torchrun``)."""
+    import os
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    distributed = config.devices > 1 or config.num_nodes > 1 or world > 1
+    devices = config.devices if world == 1 else max(config.devices, world // max(1, config.num_nodes))
+    fabric = Fabric(
+        accelerator=config.accelerator, devices=devices, num_nodes=config.num_nodes,
+        strategy="ddp" if distributed else "auto",
+        precision=resolve_precision(config.precision, config.accelerator),  # type: ignore[arg-type]
+    )
+    fabric.launch()
+    return fabric
+
+
+class _Trainer:
+    """One ``fit`` call's state; kept small and private. Use :func:`fit`."""
+
+    def __init__(self, model: TransferModel, strategy: Strategy, train: Dataset, val: Dataset,
+                 config: TrainConfig, fabric: Fabric, out: Path | None, train_views: list[Dataset] | None) -> None:
+        self.raw = model
+        self.strategy = strategy
+        self.train_set = train
+        self.val_set = val
+        self.config = config
+        self.fabric = fabric
+        self.out = out
+        self.groups = model.backbone.layer_groups()
+        self.stages = strategy.stages(config.epochs, len(self.groups))
+        self.num_classes = len(model.classes)
+        if config.channels_last:
+            model.to(memory_format=torch.channels_last)
+        model.to(fabric.device)
+        self.cache = FeatureCache(fabric, model.backbone, train_views or [train], val, config.batch_size,
+                                  config.num_workers, config.channels_last, config.progress)
+        weight = None
+        if config.balance != "none":
+            counts = np.bincount(_labels_of(train), minlength=self.num_classes).astype(np.float64)
+            if (counts == 0).any():
+                missing = [model.classes[i] for i in np.flatnonzero(counts == 0)]
+                raise ConfigError(f"Classes {missing} have no training images; balancing is undefined.")
+            self.sample_weights = (1.0 / counts)[_labels_of(train)] if config.balance == "sampler" else None
+            if config.balance == "loss":
+                weight = torch.as_tensor(counts.sum() / (len(counts) * counts), dtype=torch.float32)
+        else:
+            self.sample_weights = None
+        self.criterion = nn.CrossEntropyLoss(weight=weight, label_smoothing=config.label_smoothing).to(fabric.device)
+        mixers = []
+        if config.mixup > 0:
+            mixers.append(T.MixUp(alpha=config.mixup, num_classes=self.num_classes))
+        if config.cutmix > 0:
+            mixers.append(T.CutMix(alpha=config.cutmix, num_classes=self.num_classes))
+        self.mixer: Callable | None = T.RandomChoice(mixers) if mixers else None
+
+    # --- pieces -------------------------------------------------------------------------------
+    def uses_cache(self, stage: Stage) -> bool:
+        return self.config.cache == "auto" and stage.num_trainable(len(self.groups)) == 0 and self.mixer is None
+
+    def loader(self, dataset: Dataset, epoch: int, shuffle: bool = True) -> DataLoader:
+        sampler = EpochSampler(len(dataset), seed=self.config.seed, shuffle=shuffle,
+                               weights=self.sample_weights if shuffle else None,
+                               rank=self.fabric.global_rank, world_size=self.fabric.world_size)
+        sampler.set_epoch(epoch)
+        workers = 0 if isinstance(dataset, TensorDataset) else self.config.num_workers
+        loader = DataLoader(dataset, batch_size=self.config.batch_size, sampler=sampler, num_workers=workers,
+                            generator=torch.Generator().manual_seed(self.config.seed * 7919 + epoch))
+        return self.fabric.setup_dataloaders(loader, use_distributed_sampler=False)
+
+    def setup_stage(self, stage: Stage, steps_per_epoch: int) -> tuple[nn.Module, Any, Any]:
+        set_trainable(self.groups, stage.num_trainable(len(self.groups)))
+        self.raw.head.requires_grad_(True)
+        optimizer = build_optimizer(param_groups(self.groups, self.raw.head, stage, self.config), self.config)
+        scheduler = build_scheduler(optimizer, self.config, stage.end - stage.start, steps_per_epoch)
+        module = self.fabric.setup_module(self.raw)
+        optimizer = self.fabric.setup_optimizers(optimizer)
+        return module, optimizer, scheduler
+
+    def steps_per_epoch(self) -> int:
+        per_rank = math.ceil(len(self.train_set) / self.fabric.world_size)
+        return math.ceil(math.ceil(per_rank / self.config.batch_size) / self.config.grad_accum)
+
+    def train_epoch(self, module: nn.Module, optimizer: Any, scheduler: Any, epoch: int,
+                    cached: bool) -> tuple[float, float, int]:
+        config = self.config
+        if cached:
+            features, labels = self.cache.train(epoch)
+            loader = self.loader(TensorDataset(features, labels), epoch)
+        else:
+            loader = self.loader(self.train_set, epoch)
+        module.train()
+        apply_bn_policy(self.groups, config.train_bn)
+        total_loss, correct, seen = 0.0, 0, 0
+        batches = loader
+        if config.progress and self.fabric.is_global_zero:
+            from tqdm.auto import tqdm
+
+            batches = tqdm(loader, desc=f"epoch {epoch + 1}/{config.epochs}", leave=False, unit="batch")
+        optimizer.zero_grad(set_to_none=True)
+        n_batches = len(loader)
+        for step, (inputs, targets) in enumerate(batches):
+            hard = targets
+            if self.mixer is not None and not cached:
+                inputs, targets = self.mixer(inputs, targets)
+            if config.channels_last and inputs.ndim == 4:
+                inputs = inputs.contiguous(memory_format=torch.channels_last)
+            accumulating = (step + 1) % config.grad_accum != 0 and step + 1 != n_batches
+            with self.fabric.no_backward_sync(module, enabled=accumulating):
+                logits = module(inputs, from_features=cached)
+                loss = self.criterion(logits.float(), targets)
+                if not torch.isfinite(loss):
+                    raise TrainingError(
+                        f"The loss became {loss.item()} at epoch {epoch + 1}, batch {step + 1} "
+                        f"(lr={optimizer.param_groups[-1]['lr']:.3g}, precision={self.fabric._precision.precision}). "
+                        "Lower --lr (see `transferkit lr-find`), set --max-grad-norm, or use --precision 32-true. "
+                        f"{'The last finished epoch is saved in ' + str(self.out / 'last.pt') if self.out else ''}"
+                    )
+                self.fabric.backward(loss / config.grad_accum)
+            if not accumulating:
+                if config.max_grad_norm is not None:
+                    self.fabric.clip_gradients(module, optimizer, max_norm=config.max_grad_norm)
+                optimizer.step()
+                optimizer.zero_grad(set_to_none=True)
+                if scheduler is not None and config.scheduler in PER_STEP:
+                    scheduler.step()
+            total_loss += loss.item() * len(hard)
+            correct += int((logits.argmax(1) == hard).sum())
+            seen += len(hard)
+        stats = torch.tensor([total_loss, correct, seen], dtype=torch.float64, device=self.fabric.device)
+        stats = self.fabric.all_reduce(stats, reduce_op="sum") if self.fabric.world_size > 1 else stats
+        return float(stats[0] / stats[2]), float(stats[1] / stats[2]), int(stats[2])
+
+    def evaluate(self, module: nn.Module, cached: bool) -> tuple[float, Metrics, Tensor]:
+        module.eval()
+        if cached:
+            features, labels = self.cache.validation()
+            with torch.inference_mode():
+                logits = self.raw.head(features.to(self.fabric.device)).float().cpu()
+        else:
+            def run(images: Tensor) -> Tensor:
+                if self.config.channels_last:
+                    images = images.contiguous(memory_format=torch.channels_last)
+                with torch.inference_mode():
+                    return module(images)
+
+            logits, labels = ordered_map(self.fabric, self.val_set, run, self.config.batch_size, self.config.num_workers)
+        loss = float(nn.functional.cross_entropy(logits, labels))
+        probs = logits.softmax(1)
+        return loss, classification_metrics(labels.numpy(), probs.numpy(), self.config.top_k), probs
+
+
+def fit(model: TransferModel, strategy: Strategy, train: Dataset, val: Dataset, config: TrainConfig | None = None,
+        out: str | Path | None = None, resume: bool = False, train_views: list[Dataset] | None = None,
+        fabric: Fabric | None = None, run_config: dict[str, Any] | None = None, log: Callable[[str], None] = print,
+        ) -> FitResult:
+    """Train ``model`` on ``train`` with ``strategy``, validating on ``val`` every epoch.
+
+    Args:
+        model: Backbone + head (see :func:`transferkit.build_model`).
+        strategy: Which groups train when (see :mod:`transferkit.strategies`).
+        train: Training dataset (training transform).
+        val: Validation dataset (evaluation transform).
+        config: Training options.
+        out: Run folder for ``config.yaml``, ``metrics.csv``, ``curves.png``, ``best.pt``, ``last.pt``.
+        resume: Continue from ``out/last.pt``.
+        train_views: Datasets whose features are cached for head-only stages (default: ``train``);
+            pass the training images with the evaluation transform for deterministic features.
+        fabric: A ready Fabric (default: made from ``config``).
+        run_config: Extra facts written to ``config.yaml`` (data paths, backbone...).
+        log: Where the one-line-per-epoch summary goes.
+
+    Example:
+        >>> from transferkit import build_model, create_strategy, TrainConfig, fit  # doctest: +SKIP
+        >>> result = fit(build_model("resnet18", 3, weights=None), create_strategy("fine-tune"),
+        ...              train_ds, val_ds, TrainConfig(epochs=2))  # doctest: +SKIP
+    """
+    config = config or TrainConfig()
+    fabric = fabric or make_fabric(config)
+    out_path = run_dir.prepare(out) if out is not None and fabric.is_global_zero else (Path(out) if out else None)
+    trainer = _Trainer(model, strategy, train, val, config, fabric, out_path, train_views)
+    history: list[dict[str, Any]] = []
+    start_epoch, saved_stage, state = 0, -1, None
+    if resume:
+        if out_path is None or not (out_path / "last.pt").is_file():
+            raise ConfigError(f"Nothing to resume: {out_path}/last.pt does not exist. Run without --resume first.")
+        state = load_checkpoint(out_path / "last.pt")
+        model.load_state_dict(state["state_dict"])
+        history, saved_stage = list(state["history"]), int(state["stage"])
+        start_epoch = int(state["epoch"]) + 1
+        log(f"Resuming {out_path} at epoch {start_epoch + 1}/{config.epochs}.")
+    if fabric.is_global_zero and out_path is not None:
+        run_dir.write_config(out_path, {"train": config.to_dict(), "strategy": {"name": strategy.name, **vars(strategy)},
+                                        "model": model.spec(), **(run_config or {})})
+
+    best_state = copy.deepcopy(model.state_dict()) if not history else None
+    if history:
+        best_epoch = best_epoch_of(history, config.monitor)
+        best_file = out_path / "best.pt" if out_path else None
+        best_state = load_checkpoint(best_file)["state_dict"] if best_file and best_file.is_file() else None
+    module = optimizer = scheduler = None
+    current_stage, cached = -1, False
+    stopped_early, train_seconds, train_images = False, 0.0, 0
+    trainable, total = trainable_fraction(model)
+    for epoch in range(start_epoch, config.epochs):
+        stage_index, stage = strategy.stage_at(epoch, config.epochs, len(trainer.groups))
+        if stage_index != current_stage:
+            module, optimizer, scheduler = trainer.setup_stage(stage, trainer.steps_per_epoch())
+            if state is not None and saved_stage == stage_index:
+                optimizer.load_state_dict(state["optimizer"])
+                if scheduler is not None and state.get("scheduler") is not None:
+                    scheduler.load_state_dict(state["scheduler"])
+            state = None
+            current_stage, cached = stage_index, trainer.uses_cache(stage)
+            trainable, total = trainable_fraction(model)
+            if fabric.is_global_zero:
+                log(f"Stage {stage_index + 1}/{len(trainer.stages)} (epochs {stage.start + 1}-{stage.end}): "
+                    f"{stage.num_trainable(len(trainer.groups))}/{len(trainer.groups)} layer groups trainable, "
+                    f"{trainable:,}/{total:,} parameters ({100 * trainable / total:.2f}%)"
+                    f"{', head on cached features' if cached else ''}.")
+        _seed_epoch(config.seed, epoch)
+        if cached:
+            with torch.random.fork_rng():  # a view's augmentations depend on the view only
+                torch.manual_seed(config.seed * 7919 + epoch % len(trainer.cache.views))
+                trainer.cache.train(epoch)
+        started = time.perf_counter()
+        train_loss, train_acc, seen = trainer.train_epoch(module, optimizer, scheduler, epoch, cached)
+        seconds = time.perf_counter() - started
+        train_seconds += seconds
+        train_images += seen
+        val_loss, metrics, _ = trainer.evaluate(module, cached)
+        if scheduler is not None and config.scheduler == "step":
+            scheduler.step()
+        elif scheduler is not None and config.scheduler == "plateau":
+            scheduler.step({"val_loss": val_loss, "val_acc": metrics.accuracy, "val_f1": metrics.f1}[config.monitor])
+        row = {"epoch": epoch, "stage": stage_index, "train_loss": round(train_loss, 6), "train_acc": round(train_acc, 6),
+               "val_loss": round(val_loss, 6), "val_acc": round(metrics.accuracy, 6), "val_f1": round(metrics.f1, 6),
+               f"val_top{metrics.top_k}": round(metrics.top_k_accuracy, 6),
+               "lr": optimizer.param_groups[-1]["lr"], "trainable_params": trainable, "epoch_seconds": round(seconds, 3),
+               "images_per_second": round(seen / max(seconds, 1e-9), 1), "cached": cached}
+        history.append(row)
+        improved = best_epoch_of(history, config.monitor) == epoch
+        if improved:
+            best_state = copy.deepcopy(model.state_dict())
+        if fabric.is_global_zero:
+            log(f"epoch {epoch + 1:3d}/{config.epochs} train loss {train_loss:.4f} acc {train_acc:.3f} | val loss "
+                f"{val_loss:.4f} acc {metrics.accuracy:.3f} f1 {metrics.f1:.3f} | {seen / max(seconds, 1e-9):.0f} img/s"
+                f"{' *' if improved else ''}")
+            if out_path is not None:
+                if improved:
+                    atomic_save({"spec": model.spec(), "state_dict": model.state_dict(), "epoch": epoch}, out_path / "best.pt")
+                    run_dir.write_json(out_path, "best_metrics.json", {"epoch": epoch, **vars(metrics)})
+                atomic_save({"spec": model.spec(), "state_dict": model.state_dict(), "epoch": epoch, "stage": stage_index,
+                             "optimizer": optimizer.state_dict(),
+                             "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                             "history": history}, out_path / "last.pt")
+                run_dir.write_metrics_csv(out_path, history)
+        best_epoch = best_epoch_of(history, config.monitor)
+        if config.patience is not None and epoch - best_epoch >= config.patience:
+            stopped_early = True
+            if fabric.is_global_zero:
+                log(f"Early stopping: {config.monitor} has not improved for {config.patience} epochs.")
+            break
+
+    best_epoch = best_epoch_of(history, config.monitor)
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    module = fabric.setup_module(model) if module is None else module
+    _, best_metrics, _ = trainer.evaluate(module, trainer.uses_cache(strategy.stage_at(best_epoch, config.epochs, len(trainer.groups))[1]))
+    if fabric.is_global_zero and out_path is not None:
+        run_dir.plot_curves(out_path, history)
+        run_dir.plot_confusion(out_path, best_metrics.confusion, model.classes)
+    ips = train_images / train_seconds if train_seconds else 0.0
+    return FitResult(model, history, best_epoch, best_metrics, out_path, train_seconds, ips, stopped_early,
+                     {"cache_seconds": trainer.cache.seconds, "cache_images": trainer.cache.images})

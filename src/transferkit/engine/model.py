@@ -1,0 +1,72 @@
+"""A backbone and a head as one module, and how it is saved and loaded."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from transferkit.backbones import DataConfig, ModelBackbone, create_backbone
+from transferkit.engine.checkpoint import atomic_save, load_checkpoint
+from transferkit.heads import create_head
+
+
+class TransferModel(nn.Module):
+    """``head(backbone.forward_features(images))``.
+
+    ``forward(features, from_features=True)`` runs the head alone on cached features; it
+    goes through ``forward`` so distributed wrappers still see the call.
+    """
+
+    def __init__(self, backbone: ModelBackbone, head: nn.Module, classes: list[str],
+                 head_spec: dict[str, Any], data_config: DataConfig | None = None) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+        self.classes = list(classes)
+        self.head_spec = dict(head_spec)
+        self.data_config = data_config or backbone.data_config
+
+    def forward(self, inputs: Tensor, from_features: bool = False) -> Tensor:
+        features = inputs if from_features else self.backbone.forward_features(inputs)
+        return self.head(features)
+
+    def spec(self) -> dict[str, Any]:
+        """Everything needed to rebuild the architecture (plain types only)."""
+        dc = self.data_config
+        return {"backbone": self.backbone.name, "head": self.head_spec, "classes": self.classes,
+                "data_config": {"input_size": dc.input_size, "mean": list(dc.mean), "std": list(dc.std),
+                                "interpolation": dc.interpolation}}
+
+    def save(self, path: str | Path) -> None:
+        atomic_save({"spec": self.spec(), "state_dict": self.state_dict()}, path)
+
+
+def build_model(backbone: str | ModelBackbone, num_classes: int, classes: list[str] | None = None,
+                head: str = "linear", weights: str | Path | None = "imagenet",
+                data_config: DataConfig | None = None, **head_kwargs: Any) -> TransferModel:
+    """Backbone by name (or instance) + a new head for ``num_classes`` classes."""
+    bb = create_backbone(backbone, weights=weights) if isinstance(backbone, str) else backbone
+    spec = {"name": head, **head_kwargs}
+    return TransferModel(bb, create_head(head, bb.num_features, num_classes, **head_kwargs),
+                         classes or [str(i) for i in range(num_classes)], spec, data_config)
+
+
+def load_model(path: str | Path) -> TransferModel:
+    """Rebuild a saved model (a ``fit`` run's ``best.pt``/``last.pt`` or ``model.pt``) without pickle."""
+    payload = load_checkpoint(path)
+    spec = payload["spec"]
+    head = dict(spec["head"])
+    dc = DataConfig(int(spec["data_config"]["input_size"]), tuple(spec["data_config"]["mean"]),
+                    tuple(spec["data_config"]["std"]), spec["data_config"]["interpolation"])
+    model = build_model(spec["backbone"], len(spec["classes"]), spec["classes"], head.pop("name"), weights=None,
+                        data_config=dc, **head)
+    model.load_state_dict(payload["state_dict"] if "state_dict" in payload else payload["model"])
+    return model.eval()
+
+
+def to_channels_last(model: nn.Module) -> nn.Module:
+    """Conv nets run faster in NHWC on CPU (oneDNN) and on tensor cores."""
+    return model.to(memory_format=torch.channels_last)

@@ -1,0 +1,16 @@
+"""Transfer strategies: which layer groups train, when, and at which learning rate."""
+
+from transferkit.strategies import (  # noqa: F401  (registration)
+    discriminative_lr,
+    feature_extraction,
+    fine_tuning,
+    lp_ft,
+    partial,
+    progressive_unfreezing,
+)
+from transferkit.strategies.base import Stage, Strategy, create_strategy, strategies
+from transferkit.strategies.freezing import apply_bn_policy, freeze, set_trainable, trainable_fraction, unfreeze
+from transferkit.strategies.sklearn_probe import fit_sklearn_probe
+
+__all__ = ["Stage", "Strategy", "apply_bn_policy", "create_strategy", "fit_sklearn_probe", "freeze",
+           "set_trainable", "strategies", "trainable_fraction", "unfreeze"]

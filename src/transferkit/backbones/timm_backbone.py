@@ -35,6 +35,7 @@ def create_timm_backbone(arch: str, weights: str | Path | None, **kwargs: object
     cfg = timm.data.resolve_data_config({}, model=model)
     mean, std = tuple(cfg["mean"]), tuple(cfg["std"])
     stage_depths = [len(s) for s in getattr(model, "blocks", [])] if arch == "efficientnet_lite0" else []
+    head = str(model.pretrained_cfg.get("classifier") or "")
     model.reset_classifier(0)
     if weights == "imagenet":
         looked = []
@@ -51,9 +52,9 @@ def create_timm_backbone(arch: str, weights: str | Path | None, **kwargs: object
             if file is None:
                 raise WeightsNotFoundError(missing_weights_message(arch, looked))
             state_dict = read_state_dict(file)
-        load_into(model, state_dict, f"ImageNet weights of {arch}")
+        load_into(model, state_dict, f"ImageNet weights of {arch}", head)
     elif weights is not None:
-        load_into(model, read_state_dict(weights), str(weights))
+        load_into(model, read_state_dict(weights), str(weights), head)
 
     try:
         by_group = group_parameters(model, model.group_matcher(coarse=True))

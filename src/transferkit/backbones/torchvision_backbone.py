@@ -17,8 +17,8 @@ from transferkit.backbones.weights import hub_checkpoint, load_into, missing_wei
 from transferkit.errors import ConfigError, WeightsNotFoundError
 
 
-def _drop_classifier(model: nn.Module) -> int:
-    """Replace the last Linear by Identity; return its input width."""
+def _drop_classifier(model: nn.Module) -> tuple[int, str]:
+    """Replace the last Linear by Identity; return its input width and module path."""
     linears = [(name, m) for name, m in model.named_modules() if isinstance(m, nn.Linear)]
     if not linears:
         raise ConfigError(f"{type(model).__name__} has no nn.Linear classifier to replace.")
@@ -26,7 +26,7 @@ def _drop_classifier(model: nn.Module) -> int:
     parent_path, _, attr = name.rpartition(".")
     parent = model.get_submodule(parent_path) if parent_path else model
     setattr(parent, attr, nn.Identity())
-    return last.in_features
+    return last.in_features, name
 
 
 def create_torchvision_backbone(arch: str, weights: str | Path | None, **kwargs: object) -> ModelBackbone:
@@ -44,9 +44,9 @@ def create_torchvision_backbone(arch: str, weights: str | Path | None, **kwargs:
         state_dict, source = read_state_dict(file), f"torchvision cache ({file.name})"
     elif weights is not None:
         state_dict, source = read_state_dict(weights), str(weights)
-    num_features = _drop_classifier(model)
+    num_features, head = _drop_classifier(model)
     if state_dict is not None:
-        load_into(model, state_dict, source)
+        load_into(model, state_dict, source, head)
     data_config = DataConfig()
     if default is not None:
         t = default.transforms()

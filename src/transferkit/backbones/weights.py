@@ -45,11 +45,11 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     return {re.sub(r"^(module\.|_orig_mod\.)+", "", k): v for k, v in obj.items()}
 
 
-def load_into(model: nn.Module, state_dict: Mapping[str, Tensor], source: str) -> None:
-    """Load every parameter of a classifier-less ``model``; extra keys (an old head) are ignored.
+def load_into(model: nn.Module, state_dict: Mapping[str, Tensor], source: str, head: str = "") -> None:
+    """Load every parameter of a classifier-less ``model``; the old classifier's keys (under ``head``) are ignored.
 
     Raises:
-        ConfigError: when parameters are missing or shapes disagree, naming them.
+        ConfigError: when parameters are missing, left over or of another shape, naming them.
     """
     own = model.state_dict()
     # our own checkpoints prefix the network with "backbone.model."
@@ -58,10 +58,12 @@ def load_into(model: nn.Module, state_dict: Mapping[str, Tensor], source: str) -
     missing = [k for k in own if k not in state_dict]
     wrong = [f"{k}: {tuple(state_dict[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
              if k in state_dict and state_dict[k].shape != v.shape]
-    if missing or wrong:
+    extra = [k for k in state_dict if k not in own and not (head and (k == head or k.startswith(head + ".")))]
+    if missing or wrong or extra:
         raise ConfigError(
             f"Weights from {source} do not fit this architecture: {len(missing)} missing "
-            f"(e.g. {missing[:3]}), {len(wrong)} of another shape (e.g. {wrong[:3]}). "
+            f"(e.g. {missing[:3]}), {len(wrong)} of another shape (e.g. {wrong[:3]}), {len(extra)} unknown "
+            f"(e.g. {extra[:3]}). "
             "Check that the file was saved from the same architecture."
         )
     model.load_state_dict({k: state_dict[k] for k in own}, strict=True)

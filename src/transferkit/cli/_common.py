@@ -1,0 +1,25 @@
+"""Options shared by several commands, turned into API objects."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from transferkit.api import Data, load_data
+from transferkit.backbones import ModelBackbone, create_backbone
+from transferkit.engine.config import TrainConfig
+
+TRAIN_FIELDS = set(TrainConfig.__dataclass_fields__)
+
+
+def backbone_and_data(p: dict[str, Any]) -> tuple[ModelBackbone, Data]:
+    bb = create_backbone(p["backbone"], weights=p["weights"])
+    data = load_data(p["data"], bb.data_config, preset=p["preset"], auto_augment=p.get("auto_augment", "none"),
+                     normalize=p.get("normalize"), image_size=p.get("image_size"), val_fraction=p["val_fraction"],
+                     seed=p["seed"], on_bad_image=p.get("on_bad_image", "skip"),
+                     max_pixels=p.get("max_pixels") or 89_478_485)
+    return bb, data
+
+
+def train_config(p: dict[str, Any]) -> TrainConfig:
+    values = {k: v for k, v in p.items() if k in TRAIN_FIELDS and v is not None}
+    return TrainConfig(**values)

@@ -1,0 +1,72 @@
+"""``transferkit fit DATA``: train a classifier with a transfer strategy."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from transferkit.cli._common import backbone_and_data, train_config
+from transferkit.cli.main import app, merge_config_file
+
+
+@app.command()
+def fit(
+    ctx: typer.Context,
+    data: Path = typer.Argument(..., help="Folder (train/ + val/, or one folder per class) or CSV of path,label."),
+    backbone: str = typer.Option("efficientnet_lite0", help="timm or torchvision name; 'tv:' forces torchvision."),
+    weights: str = typer.Option("imagenet", help="imagenet (offline caches only), none, or a .pth/.safetensors file."),
+    strategy: str = typer.Option("feature-extraction", help="feature-extraction, fine-tune, partial, discriminative, "
+                                 "progressive, lp-ft, sklearn-logreg, sklearn-svm."),
+    groups: Optional[int] = typer.Option(None, help="partial: number of deepest layer groups to train."),
+    ratio: Optional[float] = typer.Option(None, help="discriminative/progressive: lr ratio shallowest/deepest group."),
+    epochs_per_stage: Optional[int] = typer.Option(None, help="progressive: epochs before the next group unfreezes."),
+    probe_epochs: Optional[int] = typer.Option(None, help="lp-ft: epochs of linear probing."),
+    ft_lr_scale: Optional[float] = typer.Option(None, help="lp-ft: lr multiplier of the fine-tuning stage."),
+    head: str = typer.Option("linear", help="linear or mlp."),
+    head_dropout: float = typer.Option(0.0, help="Dropout before the head's last Linear."),
+    head_hidden: int = typer.Option(512, help="mlp head: hidden width."),
+    epochs: int = typer.Option(10), batch_size: int = typer.Option(32), lr: float = typer.Option(1e-3),
+    optimizer: str = typer.Option("adamw", help="adamw or sgd."),
+    weight_decay: float = typer.Option(1e-4),
+    scheduler: str = typer.Option("cosine", help="none, step, plateau, cosine, onecycle."),
+    warmup_epochs: float = typer.Option(0.0), step_size: int = typer.Option(5), gamma: float = typer.Option(0.1),
+    label_smoothing: float = typer.Option(0.0), grad_accum: int = typer.Option(1),
+    max_grad_norm: Optional[float] = typer.Option(None),
+    precision: str = typer.Option("auto", help="auto, 32-true, bf16-mixed, 16-mixed."),
+    patience: Optional[int] = typer.Option(None, help="Early stopping patience in epochs."),
+    monitor: str = typer.Option("val_loss", help="val_loss, val_acc or val_f1: early stopping and best checkpoint."),
+    mixup: float = typer.Option(0.0, help="Mixup alpha (0: off)."), cutmix: float = typer.Option(0.0, help="CutMix alpha."),
+    balance: str = typer.Option("none", help="Class imbalance: none, sampler, loss."),
+    cache: str = typer.Option("auto", help="auto: cache frozen-backbone features; off: recompute every epoch."),
+    cache_views: int = typer.Option(1, help="Augmented views cached per image (1: un-augmented)."),
+    train_bn: bool = typer.Option(False, help="Let frozen BatchNorm layers update their statistics."),
+    preset: str = typer.Option("light", help="Augmentation: none, light, strong, microscopy."),
+    auto_augment: str = typer.Option("none", help="none, randaugment, trivialaugment."),
+    normalize: Optional[str] = typer.Option(None, help="backbone or dataset mean/std (microscopy default: dataset)."),
+    image_size: Optional[int] = typer.Option(None, help="Input size (default: the backbone's)."),
+    val_fraction: float = typer.Option(0.2, help="Held-out fraction when there is no val/ folder."),
+    on_bad_image: str = typer.Option("skip", help="skip (warn and count) or error (stop, naming the file)."),
+    max_pixels: Optional[int] = typer.Option(None, help="Decompression-bomb guard (pixels per image)."),
+    seed: int = typer.Option(0), num_workers: int = typer.Option(0, "--workers"),
+    accelerator: str = typer.Option("auto"), devices: int = typer.Option(1), num_nodes: int = typer.Option(1),
+    out: Path = typer.Option(Path("runs/fit"), help="Run folder."),
+    resume: bool = typer.Option(False, help="Continue the run in --out from its last finished epoch."),
+    progress: bool = typer.Option(True, help="Progress bars."),
+    config: Optional[Path] = typer.Option(None, help="YAML file of options; command-line flags override it."),
+) -> None:
+    """Train a classifier on a folder of images from a pretrained backbone."""
+    from transferkit.api import train_classifier
+
+    p = merge_config_file(ctx, dict(ctx.params), config)
+    bb, dataset = backbone_and_data(p)
+    head_options = {"dropout": p["head_dropout"]} if p["head"] == "linear" else {"hidden": p["head_hidden"], "dropout": p["head_dropout"]}
+    result = train_classifier(dataset, bb, p["strategy"], train_config(p), head=p["head"], head_options=head_options,
+                              strategy_options=p, out=p["out"], resume=p["resume"])
+    m = result.metrics
+    typer.echo(f"best epoch {result.best_epoch + 1}: val accuracy {m.accuracy:.4f}, macro F1 {m.f1:.4f}, "
+               f"precision {m.precision:.4f}, recall {m.recall:.4f}; {result.images_per_second:.0f} img/s over "
+               f"{result.train_seconds:.1f} s of training")
+    if result.run_dir is not None:
+        typer.echo(f"run folder: {result.run_dir} (best.pt, last.pt, metrics.csv, curves.png, confusion.png)")

@@ -1,0 +1,53 @@
+"""The ``transferkit`` command: a thin typer layer over the public API, one module per command."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import typer
+import yaml
+from click.core import ParameterSource
+
+from transferkit.errors import TransferkitError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Transfer learning for computer vision: point it at a folder of images.")
+
+
+def merge_config_file(ctx: typer.Context, params: dict[str, Any], config_file: Path | None) -> dict[str, Any]:
+    """Options from a YAML file, overridden by every flag given on the command line."""
+    if config_file is None:
+        return params
+    try:
+        loaded = yaml.safe_load(config_file.read_text()) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise TransferkitError(f"Cannot read config file {config_file}: {exc}") from None
+    if not isinstance(loaded, dict):
+        raise TransferkitError(f"{config_file} must hold a mapping of option: value, got {type(loaded).__name__}.")
+    merged = dict(params)
+    for key, value in loaded.items():
+        name = str(key).replace("-", "_")
+        if name not in params:
+            raise TransferkitError(f"Unknown option {key!r} in {config_file}. Options: {', '.join(sorted(params))}.")
+        if ctx.get_parameter_source(name) in (ParameterSource.DEFAULT, None):
+            merged[name] = value
+    return merged
+
+
+def _register() -> None:
+    from transferkit.cli import compare, demo, extract, fit, info, lr_find, predict  # noqa: F401
+
+
+def main() -> None:
+    _register()
+    try:
+        app()
+    except TransferkitError as exc:
+        typer.secho(f"error: {exc}", err=True, fg="red")
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,29 @@
+"""``transferkit predict MODEL IMAGES… --out predictions.csv``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from transferkit.cli.main import app
+
+
+@app.command()
+def predict(
+    model: Path = typer.Argument(..., help="A run's best.pt or last.pt."),
+    images: list[Path] = typer.Argument(..., help="Image files or folders (searched recursively)."),
+    out: Path = typer.Option(Path("predictions.csv"), help="CSV to write."),
+    top_k: int = typer.Option(3, help="Classes per image in the CSV."),
+    batch_size: int = typer.Option(32),
+) -> None:
+    """Predict the class of every image; unreadable files are listed with their error."""
+    from transferkit.engine.model import load_model
+    from transferkit.inference import list_images, predict as run, write_predictions_csv
+
+    net = load_model(model)
+    files = list_images(images)
+    predictions = run(net, files, top_k, batch_size)
+    write_predictions_csv(predictions, out, min(top_k, len(net.classes)))
+    failed = sum(1 for p in predictions if p.error)
+    typer.echo(f"{len(predictions) - failed} images predicted{f', {failed} unreadable' if failed else ''} → {out}")

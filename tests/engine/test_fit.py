@@ -1,0 +1,172 @@
+import pytest
+import torch
+
+from transferkit.api import train_classifier
+from transferkit.data import TensorImageDataset
+from transferkit.engine.checkpoint import atomic_save, load_checkpoint
+from transferkit.engine.config import SCHEDULERS
+from transferkit.errors import ConfigError, TrainingError
+
+from .helpers import config, quiet, tiny_data
+
+
+def _fit(tmp_path, strategy="lp-ft", epochs=4, resume=False, **kw):
+    torch.manual_seed(0)  # same initial weights in every run
+    backbone, data = tiny_data(preset="light")
+    cfg = config(epochs=epochs, **kw)
+    return train_classifier(data, backbone, strategy, cfg, strategy_options={"probe_epochs": 1}, out=tmp_path,
+                            resume=resume, log=quiet)
+
+
+@pytest.mark.parametrize("scheduler", ["cosine", "plateau"])
+def test_resume_continues_exactly(tmp_path, scheduler):
+    full = _fit(tmp_path / "full", scheduler=scheduler)
+    killed = _kill_after(tmp_path / "killed", epochs_done=2, scheduler=scheduler)
+    resumed = _fit(killed, resume=True, scheduler=scheduler)
+    assert [r["val_loss"] for r in resumed.history] == [r["val_loss"] for r in full.history]
+    assert [r["train_loss"] for r in resumed.history] == [r["train_loss"] for r in full.history]
+    for (name, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def _kill_after(path, epochs_done, scheduler):
+    """Interrupt the run at the start of epoch ``epochs_done + 1``, as a kill mid-epoch would."""
+    import transferkit.engine.loop as loop
+
+    original = loop._Trainer.train_epoch
+    calls = {"n": 0}
+
+    def dying(self, *args, **kwargs):
+        if calls["n"] == epochs_done:
+            raise KeyboardInterrupt("killed mid-epoch")
+        calls["n"] += 1
+        return original(self, *args, **kwargs)
+
+    loop._Trainer.train_epoch = dying
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            _fit(path, scheduler=scheduler)
+    finally:
+        loop._Trainer.train_epoch = original
+    assert load_checkpoint(path / "last.pt")["epoch"] == epochs_done - 1
+    return path
+
+
+def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path):
+    with pytest.raises(ConfigError, match="Nothing to resume"):
+        _fit(tmp_path, resume=True)
+
+
+def test_frozen_backbone_runs_once_per_image_with_the_cache():
+    torch.manual_seed(0)
+    backbone, data = tiny_data()
+    calls = {"images": 0}
+    backbone.model.register_forward_hook(lambda _m, inputs, _o: calls.__setitem__("images", calls["images"] + len(inputs[0])))
+    cached = train_classifier(data, backbone, "feature-extraction", config(epochs=5), log=quiet)
+    once = len(data.train) + len(data.val)
+    assert calls["images"] == once  # 5 epochs and the final evaluation, all from one pass
+    torch.manual_seed(0)
+    backbone2, data2 = tiny_data()
+    naive = train_classifier(data2, backbone2, "feature-extraction", config(epochs=5, cache="off"), log=quiet)
+    assert [r["val_loss"] for r in cached.history] == pytest.approx([r["val_loss"] for r in naive.history], abs=1e-5)
+
+
+def test_run_folder_contents(tmp_path):
+    result = _fit(tmp_path, epochs=2)
+    names = {p.name for p in tmp_path.iterdir()}
+    assert {"config.yaml", "metrics.csv", "curves.png", "confusion.png", "best.pt", "last.pt", "best_metrics.json"} <= names
+    lines = (tmp_path / "metrics.csv").read_text().splitlines()
+    assert lines[0].startswith("epoch,stage,train_loss,train_acc,val_loss,val_acc,val_f1") and len(lines) == 3
+    assert result.metrics.accuracy == pytest.approx(result.history[result.best_epoch]["val_acc"], abs=1e-6)
+
+
+def test_non_finite_loss_stops_with_a_clear_message():
+    backbone, data = tiny_data()
+    images = torch.full((6, 3, 16, 16), float("nan"))
+    from transferkit.api import make_data
+
+    bad = make_data(TensorImageDataset(images, [0, 1, 2] * 2), data.val.base, data.classes, backbone.data_config)
+    with pytest.raises(TrainingError, match="loss became nan.*Lower --lr"):
+        train_classifier(bad, backbone, "fine-tune", config(), log=quiet)
+
+
+def test_early_stopping_stops_after_patience_epochs_without_improvement():
+    backbone, data = tiny_data()
+    result = train_classifier(data, backbone, "fine-tune", config(epochs=30, lr=0.5, optimizer="sgd", patience=2,
+                                                                 scheduler="none"), log=quiet)
+    assert result.stopped_early
+    assert len(result.history) == result.best_epoch + 3
+
+
+@pytest.mark.parametrize("scheduler", SCHEDULERS)
+def test_every_scheduler_trains(scheduler):
+    backbone, data = tiny_data()
+    result = train_classifier(data, backbone, "fine-tune", config(scheduler=scheduler, warmup_epochs=1), log=quiet)
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+
+
+def test_cosine_with_warmup_shape():
+    from transferkit.engine.optim import CosineWithWarmup
+
+    f = CosineWithWarmup(warmup=4, total=14)
+    values = [f(s) for s in range(15)]
+    assert values[:4] == pytest.approx([0.2, 0.4, 0.6, 0.8]) and values[4] == pytest.approx(1.0)
+    assert values[9] == pytest.approx(0.5) and values[14] == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize("options", [{"mixup": 0.4}, {"cutmix": 1.0}, {"mixup": 0.2, "cutmix": 1.0},
+                                     {"balance": "sampler"}, {"balance": "loss"}, {"grad_accum": 2},
+                                     {"label_smoothing": 0.1, "max_grad_norm": 1.0}, {"precision": "bf16-mixed"}])
+def test_training_options_run_and_learn(options):
+    backbone, data = tiny_data(preset="light")
+    result = train_classifier(data, backbone, "fine-tune", config(epochs=4, **options), log=quiet)
+    assert result.metrics.accuracy > 0.5
+
+
+def test_gradient_accumulation_matches_a_larger_batch():
+    from .helpers import make_tiny_backbone  # noqa: F401
+
+    results = []
+    for batch, accum in ((8, 1), (4, 2)):
+        torch.manual_seed(0)
+        from ..conftest import make_tiny_backbone as tiny
+
+        backbone = tiny(batchnorm=False)
+        _, data = tiny_data()
+        r = train_classifier(data, backbone, "fine-tune", config(batch_size=batch, grad_accum=accum, epochs=1,
+                                                                scheduler="none", optimizer="sgd"), log=quiet)
+        results.append(r.model.state_dict())
+    for k in results[0]:
+        assert torch.allclose(results[0][k], results[1][k], atol=1e-6), k
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    atomic_save({"epoch": 1}, path)
+
+    def broken_save(obj, handle):
+        handle.write(b"half a checkpoint")
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    from transferkit.errors import TransferkitError
+
+    with pytest.raises(TransferkitError, match="disk is full"):
+        atomic_save({"epoch": 2}, path)
+    monkeypatch.undo()
+    assert load_checkpoint(path) == {"epoch": 1}
+    assert [p.name for p in tmp_path.iterdir()] == ["last.pt"]
+
+
+def test_read_only_output_folder_is_a_clear_error(tmp_path):
+    import os
+
+    if os.geteuid() == 0:
+        target = "/proc/transferkit-run"  # not writable even for root
+    else:
+        target = str(tmp_path / "ro" / "run")
+        (tmp_path / "ro").mkdir(mode=0o500)
+    from transferkit.errors import TransferkitError
+
+    with pytest.raises(TransferkitError, match="not writable"):
+        _fit(target, epochs=1)

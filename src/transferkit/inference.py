@@ -81,6 +81,14 @@ def write_predictions_csv(predictions: Sequence[Prediction], path: str | Path, t
             writer.writerow([*row, p.error])
 
 
+def _has(module: nn.Module, path: str) -> bool:
+    try:
+        module.get_submodule(path)
+    except AttributeError:
+        return False
+    return True
+
+
 def features_at(model: nn.Module, images: Tensor, layer: str | None) -> Tensor:
     """Pooled output of ``layer`` (a module path such as ``"model.layer3"``; ``None``: the backbone's features).
 
@@ -90,7 +98,8 @@ def features_at(model: nn.Module, images: Tensor, layer: str | None) -> Tensor:
     if layer is None:
         return backbone.forward_features(images)
     try:
-        target = backbone.get_submodule(layer)
+        inner = getattr(backbone, "model", backbone)  # "layer3" means the network's layer3
+        target = inner.get_submodule(layer) if _has(inner, layer) else backbone.get_submodule(layer)
     except AttributeError:
         names = [n for n, _ in backbone.named_modules() if n and n.count(".") <= 2][:40]
         raise ConfigError(f"No layer {layer!r} in {getattr(backbone, 'name', 'the backbone')}. Some layers: {names}.") from None

@@ -8,7 +8,6 @@ from typing import Any
 
 import typer
 import yaml
-from click.core import ParameterSource
 
 from transferkit.errors import TransferkitError
 
@@ -31,7 +30,9 @@ def merge_config_file(ctx: typer.Context, params: dict[str, Any], config_file: P
         name = str(key).replace("-", "_")
         if name not in params:
             raise TransferkitError(f"Unknown option {key!r} in {config_file}. Options: {', '.join(sorted(params))}.")
-        if ctx.get_parameter_source(name) in (ParameterSource.DEFAULT, None):
+        source = ctx.get_parameter_source(name)
+        # compare by name: typer may ship its own copy of click's ParameterSource enum
+        if source is None or source.name in ("DEFAULT", "DEFAULT_MAP"):
             merged[name] = value
     return merged
 

@@ -20,8 +20,8 @@ install: $(STAMP)
 
 .PHONY: fashion-mnist
 fashion-mnist:
-	@ls /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz >/dev/null 2>&1 || \
-	  { test -n "$$TRANSFERKIT_FASHION_MNIST" || { apt-get update -q && apt-get install -y -q dataset-fashion-mnist; }; }
+	@test -n "$$TRANSFERKIT_FASHION_MNIST" || dpkg -s dataset-fashion-mnist >/dev/null 2>&1 || \
+	  { apt-get update -q && apt-get install -y -q dataset-fashion-mnist; }
 
 demo: install fashion-mnist
 	$(BIN)/transferkit demo --out demo-out

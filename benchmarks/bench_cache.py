@@ -40,7 +40,9 @@ def inference_speed(image_size: int, batch: int = 64, repeats: int = 3) -> list[
                 for _ in range(repeats):
                     net(x)
                 seconds = time.perf_counter() - start
-            rows.append({"layout": layout, "precision": dtype, "images_per_second": round(batch * repeats / seconds, 1)})
+            rows.append(
+                {"layout": layout, "precision": dtype, "images_per_second": round(batch * repeats / seconds, 1)}
+            )
     return rows
 
 
@@ -55,7 +57,7 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
 
     speed = inference_speed(args.image_size)
-    print("\nEfficientNet-Lite0 inference, batch 64, %dpx:" % args.image_size)
+    print(f"\nEfficientNet-Lite0 inference, batch 64, {args.image_size}px:")
     for r in speed:
         print(f"  {r['layout']:14s} {r['precision']:5s} {r['images_per_second']:8.1f} img/s")
 
@@ -66,23 +68,39 @@ def main() -> None:
     train = TensorImageDataset(images[idx], labels[idx])
     val = TensorImageDataset(test_x[val_idx], test_y[val_idx])
 
-    runs = [("feature extraction + cache", "feature-extraction", {"cache": "auto"}),
-            ("feature extraction, naive loop", "feature-extraction", {"cache": "off"}),
-            ("full fine-tune", "fine-tune", {})]
+    runs = [
+        ("feature extraction + cache", "feature-extraction", {"cache": "auto"}),
+        ("feature extraction, naive loop", "feature-extraction", {"cache": "off"}),
+        ("full fine-tune", "fine-tune", {}),
+    ]
     rows = []
     for title, strategy, options in runs:
         backbone = create_backbone("efficientnet_lite0")
         data = make_data(train, val, CLASSES, backbone.data_config, preset="none", image_size=args.image_size)
-        config = TrainConfig(epochs=args.epochs, lr=3e-3 if strategy == "feature-extraction" else 1e-3,
-                             batch_size=64, progress=False, **options)
+        config = TrainConfig(
+            epochs=args.epochs,
+            lr=3e-3 if strategy == "feature-extraction" else 1e-3,
+            batch_size=64,
+            progress=False,
+            **options,
+        )
         start = time.perf_counter()
         result = train_classifier(data, backbone, strategy, config, log=lambda *_: None)
         wall = time.perf_counter() - start
         acc = evaluate(result.model, data.val, config).accuracy
         images_seen = len(train) * len(result.history)
-        rows.append({"run": title, "epochs": len(result.history), "val_accuracy": round(acc, 4),
-                     "wall_seconds": round(wall, 1), "images_per_second": round(images_seen / wall, 1)})
-        print(f"{title:32s} acc {acc:.4f}  wall {wall:7.1f} s  {images_seen / wall:8.1f} img/s (epochs × images / wall)")
+        rows.append(
+            {
+                "run": title,
+                "epochs": len(result.history),
+                "val_accuracy": round(acc, 4),
+                "wall_seconds": round(wall, 1),
+                "images_per_second": round(images_seen / wall, 1),
+            }
+        )
+        print(
+            f"{title:32s} acc {acc:.4f}  wall {wall:7.1f} s  {images_seen / wall:8.1f} img/s (epochs × images / wall)"
+        )
     (args.out / "bench.json").write_text(json.dumps({"inference": speed, "training": rows}, indent=2))
     cached, naive = rows[0], rows[1]
     print(f"\ncache speed-up over the naive loop: {naive['wall_seconds'] / cached['wall_seconds']:.1f}× wall time")

@@ -19,8 +19,14 @@ def tiny_convnet(width: int = 8, batchnorm: bool = True) -> nn.Module:
         norm = nn.BatchNorm2d(cout) if batchnorm else nn.Identity()
         return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), norm, nn.ReLU(), nn.MaxPool2d(2))
 
-    return nn.Sequential(stage(3, width), stage(width, width * 2), stage(width * 2, width * 4),
-                         stage(width * 4, width * 4), nn.AdaptiveAvgPool2d(1), nn.Flatten())
+    return nn.Sequential(
+        stage(3, width),
+        stage(width, width * 2),
+        stage(width * 2, width * 4),
+        stage(width * 4, width * 4),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+    )
 
 
 def make_tiny_backbone(width: int = 8, batchnorm: bool = True) -> ModelBackbone:
@@ -38,8 +44,9 @@ def _seed() -> None:
     torch.manual_seed(0)
 
 
-def write_class_images(root: Path, classes: tuple[str, ...] = ("a", "b", "c"), per_class: int = 8,
-                       size: int = 16, seed: int = 0) -> Path:
+def write_class_images(
+    root: Path, classes: tuple[str, ...] = ("a", "b", "c"), per_class: int = 8, size: int = 16, seed: int = 0
+) -> Path:
     """Separable classes: each class brightens one colour channel."""
     rng = np.random.default_rng(seed)
     for c, name in enumerate(classes):

@@ -8,7 +8,9 @@ def test_unknown_name_suggests_the_closest():
     reg: Registry[int] = Registry("widget")
     reg.register("coral")(1)
     reg.register("dann")(2)
-    with pytest.raises(UnknownNameError, match=r"No widget named 'corla'\. Did you mean 'coral'\? Available: coral, dann"):
+    with pytest.raises(
+        UnknownNameError, match=r"No widget named 'corla'\. Did you mean 'coral'\? Available: coral, dann"
+    ):
         reg.get("corla")
 
 

@@ -2,7 +2,8 @@
 
 Example:
     >>> import transferkit as tk  # doctest: +SKIP
-    >>> data = tk.load_data("crystals/", tk.create_backbone("efficientnet_lite0").data_config, preset="microscopy")  # doctest: +SKIP
+    >>> backbone = tk.create_backbone("efficientnet_lite0")  # doctest: +SKIP
+    >>> data = tk.load_data("crystals/", backbone.data_config, preset="microscopy")  # doctest: +SKIP
     >>> result = tk.train_classifier(data, "efficientnet_lite0", "lp-ft", tk.TrainConfig(epochs=10))  # doctest: +SKIP
 """
 
@@ -23,7 +24,26 @@ from transferkit.errors import (
 from transferkit.strategies import create_strategy
 
 __version__ = "0.1.0"
-__all__ = ["Backbone", "BadImageError", "ConfigError", "Data", "DataError", "FitResult", "TrainConfig", "TrainingError",
-           "TransferModel", "TransferkitError", "UnknownNameError", "WeightsNotFoundError", "build_model",
-           "create_backbone", "create_strategy", "evaluate", "fit", "load_data", "load_model", "make_data",
-           "train_classifier"]
+__all__ = [
+    "Backbone",
+    "BadImageError",
+    "ConfigError",
+    "Data",
+    "DataError",
+    "FitResult",
+    "TrainConfig",
+    "TrainingError",
+    "TransferModel",
+    "TransferkitError",
+    "UnknownNameError",
+    "WeightsNotFoundError",
+    "build_model",
+    "create_backbone",
+    "create_strategy",
+    "evaluate",
+    "fit",
+    "load_data",
+    "load_model",
+    "make_data",
+    "train_classifier",
+]

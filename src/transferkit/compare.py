@@ -14,21 +14,34 @@ from transferkit.engine.config import TrainConfig
 DEFAULT_STRATEGIES = ("feature-extraction", "fine-tune", "progressive")
 
 
-def compare_strategies(data: Data, backbone: str, strategies: Sequence[str] = DEFAULT_STRATEGIES,
-                       config: TrainConfig | None = None, weights: str | None = "imagenet",
-                       out: str | Path | None = None, log=print) -> list[dict]:
+def compare_strategies(
+    data: Data,
+    backbone: str,
+    strategies: Sequence[str] = DEFAULT_STRATEGIES,
+    config: TrainConfig | None = None,
+    weights: str | None = "imagenet",
+    out: str | Path | None = None,
+    log=print,
+) -> list[dict]:
     """Train each strategy from the same pretrained weights; one result row each (val metrics, time, speed)."""
     config = config or TrainConfig()
     rows = []
     for name in strategies:
         backbone_net = create_backbone(backbone, weights=weights)  # fresh weights for every strategy
         started = time.perf_counter()
-        result = train_classifier(data, backbone_net, name, config, weights=weights,
-                                  out=Path(out) / name if out else None, log=log)
-        rows.append({"strategy": name, "val_accuracy": round(result.metrics.accuracy, 4),
-                     "val_macro_f1": round(result.metrics.f1, 4), "best_epoch": result.best_epoch + 1,
-                     "wall_seconds": round(time.perf_counter() - started, 1),
-                     "train_images_per_second": round(result.images_per_second, 1)})
+        result = train_classifier(
+            data, backbone_net, name, config, weights=weights, out=Path(out) / name if out else None, log=log
+        )
+        rows.append(
+            {
+                "strategy": name,
+                "val_accuracy": round(result.metrics.accuracy, 4),
+                "val_macro_f1": round(result.metrics.f1, 4),
+                "best_epoch": result.best_epoch + 1,
+                "wall_seconds": round(time.perf_counter() - started, 1),
+                "train_images_per_second": round(result.images_per_second, 1),
+            }
+        )
     if out is not None:
         Path(out).mkdir(parents=True, exist_ok=True)
         (Path(out) / "compare.json").write_text(json.dumps(rows, indent=2))
@@ -40,8 +53,10 @@ def format_table(rows: Sequence[dict]) -> str:
     head = f"{'strategy':22s} {'val acc':>8s} {'macro F1':>8s} {'best ep':>7s} {'wall s':>8s} {'img/s':>8s}"
     lines = [head, "-" * len(head)]
     for r in rows:
-        lines.append(f"{r['strategy']:22s} {r['val_accuracy']:8.4f} {r['val_macro_f1']:8.4f} {r['best_epoch']:7d} "
-                     f"{r['wall_seconds']:8.1f} {r['train_images_per_second']:8.0f}")
+        lines.append(
+            f"{r['strategy']:22s} {r['val_accuracy']:8.4f} {r['val_macro_f1']:8.4f} {r['best_epoch']:7d} "
+            f"{r['wall_seconds']:8.1f} {r['train_images_per_second']:8.0f}"
+        )
     return "\n".join(lines)
 
 

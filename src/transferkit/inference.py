@@ -102,9 +102,13 @@ def features_at(model: nn.Module, images: Tensor, layer: str | None) -> Tensor:
         target = inner.get_submodule(layer) if _has(inner, layer) else backbone.get_submodule(layer)
     except AttributeError:
         names = [n for n, _ in backbone.named_modules() if n and n.count(".") <= 2][:40]
-        raise ConfigError(f"No layer {layer!r} in {getattr(backbone, 'name', 'the backbone')}. Some layers: {names}.") from None
+        raise ConfigError(
+            f"No layer {layer!r} in {getattr(backbone, 'name', 'the backbone')}. Some layers: {names}."
+        ) from None
     captured: list[Tensor] = []
-    handle = target.register_forward_hook(lambda _m, _i, out: captured.append(out[0] if isinstance(out, tuple) else out))
+    handle = target.register_forward_hook(
+        lambda _m, _i, out: captured.append(out[0] if isinstance(out, tuple) else out)
+    )
     try:
         backbone.forward_features(images)
     finally:

@@ -4,9 +4,24 @@ import torch
 from transferkit.backbones import create_backbone
 from transferkit.errors import UnknownNameError
 
-ARCHS = ["resnet18", "resnet50", "efficientnet_b0", "vgg16", "mobilenetv3_large_100", "densenet121", "convnext_tiny",
-         "vit_base_patch16_224", "tv:resnet18", "tv:resnet50", "tv:efficientnet_b0", "tv:vgg16",
-         "tv:mobilenet_v3_large", "tv:densenet121", "tv:convnext_tiny", "tv:vit_b_16"]
+ARCHS = [
+    "resnet18",
+    "resnet50",
+    "efficientnet_b0",
+    "vgg16",
+    "mobilenetv3_large_100",
+    "densenet121",
+    "convnext_tiny",
+    "vit_base_patch16_224",
+    "tv:resnet18",
+    "tv:resnet50",
+    "tv:efficientnet_b0",
+    "tv:vgg16",
+    "tv:mobilenet_v3_large",
+    "tv:densenet121",
+    "tv:convnext_tiny",
+    "tv:vit_b_16",
+]
 
 
 @pytest.mark.parametrize("name", ARCHS)

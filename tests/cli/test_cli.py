@@ -15,8 +15,24 @@ TINY = ["--backbone", "resnet18", "--weights", "none", "--image-size", "32", "--
 @pytest.fixture
 def fitted(image_folder, tmp_path):
     out = tmp_path / "run"
-    result = runner.invoke(app, ["fit", str(image_folder), *TINY, "--strategy", "partial", "--groups", "1",
-                                 "--epochs", "2", "--batch-size", "8", "--out", str(out)])
+    result = runner.invoke(
+        app,
+        [
+            "fit",
+            str(image_folder),
+            *TINY,
+            "--strategy",
+            "partial",
+            "--groups",
+            "1",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "8",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     return out
 
@@ -30,7 +46,9 @@ def test_yaml_config_is_used_and_flags_override_it(image_folder, tmp_path):
     cfg = tmp_path / "cfg.yaml"
     cfg.write_text(yaml.safe_dump({"epochs": 3, "lr": 0.02, "strategy": "fine-tune", "batch_size": 8}))
     out = tmp_path / "run"
-    result = runner.invoke(app, ["fit", str(image_folder), *TINY, "--config", str(cfg), "--epochs", "1", "--out", str(out)])
+    result = runner.invoke(
+        app, ["fit", str(image_folder), *TINY, "--config", str(cfg), "--epochs", "1", "--out", str(out)]
+    )
     assert result.exit_code == 0, result.output
     saved = yaml.safe_load((out / "config.yaml").read_text())
     assert saved["train"]["epochs"] == 1 and saved["train"]["lr"] == 0.02 and saved["strategy"]["name"] == "fine-tune"
@@ -46,7 +64,9 @@ def test_unknown_yaml_key_is_refused(image_folder, tmp_path):
 def test_predict_writes_topk_csv_and_reports_bad_files(fitted, image_folder, tmp_path):
     (image_folder / "a" / "junk.png").write_bytes(b"junk")
     out = tmp_path / "pred.csv"
-    result = runner.invoke(app, ["predict", str(fitted / "best.pt"), str(image_folder), "--out", str(out), "--top-k", "2"])
+    result = runner.invoke(
+        app, ["predict", str(fitted / "best.pt"), str(image_folder), "--out", str(out), "--top-k", "2"]
+    )
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 25 and set(rows[0]) >= {"path", "prediction", "probability", "top2", "error"}
@@ -58,27 +78,80 @@ def test_predict_writes_topk_csv_and_reports_bad_files(fitted, image_folder, tmp
 
 def test_extract_features_at_a_layer(image_folder, tmp_path):
     out = tmp_path / "f.npy"
-    result = runner.invoke(app, ["extract", str(image_folder), "--backbone", "resnet18", "--weights", "none",
-                                 "--layer", "layer3", "--image-size", "32", "--out", str(out)])
+    result = runner.invoke(
+        app,
+        [
+            "extract",
+            str(image_folder),
+            "--backbone",
+            "resnet18",
+            "--weights",
+            "none",
+            "--layer",
+            "layer3",
+            "--image-size",
+            "32",
+            "--out",
+            str(out),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert np.load(out).shape == (24, 256)  # layer3 of ResNet-18 has 256 channels
     assert len(np.load(tmp_path / "f_labels.npy")) == 24
 
 
 def test_compare_prints_a_table(image_folder, tmp_path):
-    result = runner.invoke(app, ["compare", str(image_folder), "--backbone", "resnet18", "--weights", "none",
-                                 "--image-size", "32", "--epochs", "2", "--batch-size", "8", "--precision", "32-true",
-                                 "--strategies", "feature-extraction,progressive", "--out", str(tmp_path / "cmp"),
-                                 "--no-progress"])
+    result = runner.invoke(
+        app,
+        [
+            "compare",
+            str(image_folder),
+            "--backbone",
+            "resnet18",
+            "--weights",
+            "none",
+            "--image-size",
+            "32",
+            "--epochs",
+            "2",
+            "--batch-size",
+            "8",
+            "--precision",
+            "32-true",
+            "--strategies",
+            "feature-extraction,progressive",
+            "--out",
+            str(tmp_path / "cmp"),
+            "--no-progress",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "feature-extraction" in result.output and "progressive" in result.output
     assert (tmp_path / "cmp" / "compare.png").is_file()
 
 
 def test_lr_find(image_folder, tmp_path):
-    result = runner.invoke(app, ["lr-find", str(image_folder), "--backbone", "resnet18", "--weights", "none",
-                                 "--image-size", "32", "--steps", "15", "--batch-size", "4", "--precision", "32-true",
-                                 "--out", str(tmp_path / "lr.png")])
+    result = runner.invoke(
+        app,
+        [
+            "lr-find",
+            str(image_folder),
+            "--backbone",
+            "resnet18",
+            "--weights",
+            "none",
+            "--image-size",
+            "32",
+            "--steps",
+            "15",
+            "--batch-size",
+            "4",
+            "--precision",
+            "32-true",
+            "--out",
+            str(tmp_path / "lr.png"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert "suggested learning rate" in result.output and (tmp_path / "lr.png").is_file()
 
@@ -92,8 +165,12 @@ def test_expected_failures_print_one_line_and_exit_1(image_folder):
     import subprocess
     import sys
 
-    proc = subprocess.run([sys.executable, "-m", "transferkit", "fit", str(image_folder), "--backbone", "resnet181",
-                           "--weights", "none"], capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "transferkit", "fit", str(image_folder), "--backbone", "resnet181", "--weights", "none"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 1
     assert proc.stderr.strip().startswith("error: No backbone named 'resnet181'. Did you mean")
     assert len(proc.stderr.strip().splitlines()) == 1

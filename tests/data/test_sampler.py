@@ -17,8 +17,8 @@ def test_rank_shards_interleave_into_the_single_process_batches():
     ranks = [list(EpochSampler(40, seed=0, rank=r, world_size=2)) for r in range(2)]
     batch = 4  # per rank; global 8
     for k in range(5):
-        union = sorted(ranks[0][k * batch:(k + 1) * batch] + ranks[1][k * batch:(k + 1) * batch])
-        assert union == sorted(single[k * 2 * batch:(k + 1) * 2 * batch])
+        union = sorted(ranks[0][k * batch : (k + 1) * batch] + ranks[1][k * batch : (k + 1) * batch])
+        assert union == sorted(single[k * 2 * batch : (k + 1) * 2 * batch])
 
 
 def test_weighted_sampling_balances_classes():

@@ -9,7 +9,7 @@ import textwrap
 import pytest
 import torch
 
-SCRIPT = textwrap.dedent('''
+SCRIPT = textwrap.dedent("""
     import json, sys, torch
     sys.path.insert(0, sys.argv[3])
     from tests.engine.helpers import config, quiet, tiny_data
@@ -24,7 +24,7 @@ SCRIPT = textwrap.dedent('''
     if not dist.is_initialized() or dist.get_rank() == 0:
         torch.save(result.model.state_dict(), sys.argv[2])
         print(json.dumps(result.history))
-''')
+""")
 
 
 @pytest.mark.slow
@@ -33,12 +33,31 @@ def test_ddp_two_processes_match_single_process(tmp_path):
     script = tmp_path / "train.py"
     script.write_text(SCRIPT)
     env = {**os.environ, "PYTHONPATH": root, "OMP_NUM_THREADS": "1"}
-    single = subprocess.run([sys.executable, str(script), "8", str(tmp_path / "one.pt"), root],
-                            capture_output=True, text=True, env=env, timeout=300)
+    single = subprocess.run(
+        [sys.executable, str(script), "8", str(tmp_path / "one.pt"), root],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert single.returncode == 0, single.stderr[-2000:]
-    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-                          str(script), "4", str(tmp_path / "two.pt"), root],
-                         capture_output=True, text=True, env=env, timeout=300)
+    ddp = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node=2",
+            str(script),
+            "4",
+            str(tmp_path / "two.pt"),
+            root,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     one, two = torch.load(tmp_path / "one.pt"), torch.load(tmp_path / "two.pt")
     for name in one:

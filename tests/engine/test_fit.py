@@ -14,8 +14,9 @@ def _fit(tmp_path, strategy="lp-ft", epochs=4, resume=False, **kw):
     torch.manual_seed(0)  # same initial weights in every run
     backbone, data = tiny_data(preset="light")
     cfg = config(epochs=epochs, **kw)
-    return train_classifier(data, backbone, strategy, cfg, strategy_options={"probe_epochs": 1}, out=tmp_path,
-                            resume=resume, log=quiet)
+    return train_classifier(
+        data, backbone, strategy, cfg, strategy_options={"probe_epochs": 1}, out=tmp_path, resume=resume, log=quiet
+    )
 
 
 @pytest.mark.parametrize("scheduler", ["cosine", "plateau"])
@@ -61,7 +62,9 @@ def test_frozen_backbone_runs_once_per_image_with_the_cache():
     torch.manual_seed(0)
     backbone, data = tiny_data()
     calls = {"images": 0}
-    backbone.model.register_forward_hook(lambda _m, inputs, _o: calls.__setitem__("images", calls["images"] + len(inputs[0])))
+    backbone.model.register_forward_hook(
+        lambda _m, inputs, _o: calls.__setitem__("images", calls["images"] + len(inputs[0]))
+    )
     cached = train_classifier(data, backbone, "feature-extraction", config(epochs=5), log=quiet)
     once = len(data.train) + len(data.val)
     assert calls["images"] == once  # 5 epochs and the final evaluation, all from one pass
@@ -74,7 +77,15 @@ def test_frozen_backbone_runs_once_per_image_with_the_cache():
 def test_run_folder_contents(tmp_path):
     result = _fit(tmp_path, epochs=2)
     names = {p.name for p in tmp_path.iterdir()}
-    assert {"config.yaml", "metrics.csv", "curves.png", "confusion.png", "best.pt", "last.pt", "best_metrics.json"} <= names
+    assert {
+        "config.yaml",
+        "metrics.csv",
+        "curves.png",
+        "confusion.png",
+        "best.pt",
+        "last.pt",
+        "best_metrics.json",
+    } <= names
     lines = (tmp_path / "metrics.csv").read_text().splitlines()
     assert lines[0].startswith("epoch,stage,train_loss,train_acc,val_loss,val_acc,val_f1") and len(lines) == 3
     assert result.metrics.accuracy == pytest.approx(result.history[result.best_epoch]["val_acc"], abs=1e-6)
@@ -92,8 +103,9 @@ def test_non_finite_loss_stops_with_a_clear_message():
 
 def test_early_stopping_stops_after_patience_epochs_without_improvement():
     backbone, data = tiny_data()
-    result = train_classifier(data, backbone, "fine-tune", config(epochs=30, lr=0.5, optimizer="sgd", patience=2,
-                                                                 scheduler="none"), log=quiet)
+    result = train_classifier(
+        data, backbone, "fine-tune", config(epochs=30, lr=0.5, optimizer="sgd", patience=2, scheduler="none"), log=quiet
+    )
     assert result.stopped_early
     assert len(result.history) == result.best_epoch + 3
 
@@ -114,9 +126,19 @@ def test_cosine_with_warmup_shape():
     assert values[9] == pytest.approx(0.5) and values[14] == pytest.approx(0.0)
 
 
-@pytest.mark.parametrize("options", [{"mixup": 0.4}, {"cutmix": 1.0}, {"mixup": 0.2, "cutmix": 1.0},
-                                     {"balance": "sampler"}, {"balance": "loss"}, {"grad_accum": 2},
-                                     {"label_smoothing": 0.1, "max_grad_norm": 1.0}, {"precision": "bf16-mixed"}])
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"mixup": 0.4},
+        {"cutmix": 1.0},
+        {"mixup": 0.2, "cutmix": 1.0},
+        {"balance": "sampler"},
+        {"balance": "loss"},
+        {"grad_accum": 2},
+        {"label_smoothing": 0.1, "max_grad_norm": 1.0},
+        {"precision": "bf16-mixed"},
+    ],
+)
 def test_training_options_run_and_learn(options):
     backbone, data = tiny_data(preset="light")
     result = train_classifier(data, backbone, "fine-tune", config(epochs=4, **options), log=quiet)
@@ -133,8 +155,13 @@ def test_gradient_accumulation_matches_a_larger_batch():
 
         backbone = tiny(batchnorm=False)
         _, data = tiny_data()
-        r = train_classifier(data, backbone, "fine-tune", config(batch_size=batch, grad_accum=accum, epochs=1,
-                                                                scheduler="none", optimizer="sgd"), log=quiet)
+        r = train_classifier(
+            data,
+            backbone,
+            "fine-tune",
+            config(batch_size=batch, grad_accum=accum, epochs=1, scheduler="none", optimizer="sgd"),
+            log=quiet,
+        )
         results.append(r.model.state_dict())
     for k in results[0]:
         assert torch.allclose(results[0][k], results[1][k], atol=1e-6), k

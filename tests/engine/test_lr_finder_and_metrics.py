@@ -28,7 +28,9 @@ def test_range_test_restores_weights_and_returns_a_rate_in_range(tmp_path):
 
 def test_metrics_on_a_hand_checked_example():
     labels = np.array([0, 0, 1, 1, 2, 2])
-    probs = np.array([[.8, .1, .1], [.1, .7, .2], [.2, .6, .2], [.1, .8, .1], [.1, .2, .7], [.5, .1, .4]])
+    probs = np.array(
+        [[0.8, 0.1, 0.1], [0.1, 0.7, 0.2], [0.2, 0.6, 0.2], [0.1, 0.8, 0.1], [0.1, 0.2, 0.7], [0.5, 0.1, 0.4]]
+    )
     m = classification_metrics(labels, probs, top_k=2)
     assert m.accuracy == pytest.approx(4 / 6)
     assert m.confusion == [[1, 1, 0], [0, 2, 0], [1, 0, 1]]

@@ -66,8 +66,9 @@ def test_progressive_unfreezing_unfreezes_deepest_first_and_spans_all_epochs():
 
 def test_progressive_unfreezing_trains_more_parameters_each_stage():
     backbone, data = tiny_data()
-    result = train_classifier(data, backbone, "progressive", config(epochs=4), strategy_options={"epochs_per_stage": 1},
-                              log=quiet)
+    result = train_classifier(
+        data, backbone, "progressive", config(epochs=4), strategy_options={"epochs_per_stage": 1}, log=quiet
+    )
     counts = [row["trainable_params"] for row in result.history]
     assert counts == sorted(counts) and len(set(counts)) == 4
     assert [row["cached"] for row in result.history] == [True, False, False, False]

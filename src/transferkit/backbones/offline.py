@@ -19,7 +19,9 @@ def offline_backbones() -> list[tuple[str, str]]:
 
         for folder in sorted(Path(HF_HUB_CACHE).glob("models--timm--*")):
             if any(folder.glob("snapshots/*/model.safetensors")) or any(folder.glob("snapshots/*/pytorch_model.bin")):
-                found.append((folder.name.removeprefix("models--timm--").split(".")[0], f"Hugging Face cache ({folder.name})"))
+                found.append(
+                    (folder.name.removeprefix("models--timm--").split(".")[0], f"Hugging Face cache ({folder.name})")
+                )
     except ImportError:
         pass
     checkpoints = Path(torch.hub.get_dir()) / "checkpoints"

@@ -24,7 +24,9 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
     """Tensors of a ``.safetensors``/``.pth``/``.pt``/``.bin`` file, loaded without running pickled code."""
     path = Path(path)
     if not path.is_file():
-        raise WeightsNotFoundError(f"Weights file {str(path)!r} does not exist. Pass an existing .pth or .safetensors file.")
+        raise WeightsNotFoundError(
+            f"Weights file {str(path)!r} does not exist. Pass an existing .pth or .safetensors file."
+        )
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
@@ -56,8 +58,11 @@ def load_into(model: nn.Module, state_dict: Mapping[str, Tensor], source: str, h
     if not any(k in own for k in state_dict) and any(k.startswith("backbone.model.") for k in state_dict):
         state_dict = {k[len("backbone.model.") :]: v for k, v in state_dict.items() if k.startswith("backbone.model.")}
     missing = [k for k in own if k not in state_dict]
-    wrong = [f"{k}: {tuple(state_dict[k].shape)} vs {tuple(v.shape)}" for k, v in own.items()
-             if k in state_dict and state_dict[k].shape != v.shape]
+    wrong = [
+        f"{k}: {tuple(state_dict[k].shape)} vs {tuple(v.shape)}"
+        for k, v in own.items()
+        if k in state_dict and state_dict[k].shape != v.shape
+    ]
     extra = [k for k in state_dict if k not in own and not (head and (k == head or k.startswith(head + ".")))]
     if missing or wrong or extra:
         raise ConfigError(
@@ -81,8 +86,14 @@ def lite0_package_file() -> Path | None:
 
 _LITE0_TOP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
 _LITE0_DS = {"_depthwise_conv": "conv_dw", "_bn1": "bn1", "_project_conv": "conv_pw", "_bn2": "bn2"}
-_LITE0_IR = {"_expand_conv": "conv_pw", "_bn0": "bn1", "_depthwise_conv": "conv_dw", "_bn1": "bn2",
-             "_project_conv": "conv_pwl", "_bn2": "bn3"}
+_LITE0_IR = {
+    "_expand_conv": "conv_pw",
+    "_bn0": "bn1",
+    "_depthwise_conv": "conv_dw",
+    "_bn1": "bn2",
+    "_project_conv": "conv_pwl",
+    "_bn2": "bn3",
+}
 
 
 def convert_lite0(state_dict: Mapping[str, Tensor], stage_depths: list[int]) -> dict[str, Tensor]:

@@ -13,10 +13,18 @@ TRAIN_FIELDS = set(TrainConfig.__dataclass_fields__)
 
 def backbone_and_data(p: dict[str, Any]) -> tuple[ModelBackbone, Data]:
     bb = create_backbone(p["backbone"], weights=p["weights"])
-    data = load_data(p["data"], bb.data_config, preset=p["preset"], auto_augment=p.get("auto_augment", "none"),
-                     normalize=p.get("normalize"), image_size=p.get("image_size"), val_fraction=p["val_fraction"],
-                     seed=p["seed"], on_bad_image=p.get("on_bad_image", "skip"),
-                     max_pixels=p.get("max_pixels") or 89_478_485)
+    data = load_data(
+        p["data"],
+        bb.data_config,
+        preset=p["preset"],
+        auto_augment=p.get("auto_augment", "none"),
+        normalize=p.get("normalize"),
+        image_size=p.get("image_size"),
+        val_fraction=p["val_fraction"],
+        seed=p["seed"],
+        on_bad_image=p.get("on_bad_image", "skip"),
+        max_pixels=p.get("max_pixels") or 89_478_485,
+    )
     return bb, data
 
 

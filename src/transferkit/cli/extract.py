@@ -48,7 +48,9 @@ def extract(
         try:
             import pandas as pd
         except ImportError:
-            raise ConfigError("Writing .parquet needs pandas and pyarrow: pip install pandas pyarrow, or use .npy.") from None
+            raise ConfigError(
+                "Writing .parquet needs pandas and pyarrow: pip install pandas pyarrow, or use .npy."
+            ) from None
         frame = pd.DataFrame(features, columns=[f"f{i}" for i in range(features.shape[1])])
         frame.insert(0, "label", [splits.classes[i] for i in labels])
         frame.insert(0, "path", [str(p) for p, _ in samples])

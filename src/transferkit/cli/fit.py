@@ -17,8 +17,10 @@ def fit(
     data: Path = typer.Argument(..., help="Folder (train/ + val/, or one folder per class) or CSV of path,label."),
     backbone: str = typer.Option("efficientnet_lite0", help="timm or torchvision name; 'tv:' forces torchvision."),
     weights: str = typer.Option("imagenet", help="imagenet (offline caches only), none, or a .pth/.safetensors file."),
-    strategy: str = typer.Option("feature-extraction", help="feature-extraction, fine-tune, partial, discriminative, "
-                                 "progressive, lp-ft, sklearn-logreg, sklearn-svm."),
+    strategy: str = typer.Option(
+        "feature-extraction",
+        help="feature-extraction, fine-tune, partial, discriminative, progressive, lp-ft, sklearn-logreg, sklearn-svm.",
+    ),
     groups: Optional[int] = typer.Option(None, help="partial: number of deepest layer groups to train."),
     ratio: Optional[float] = typer.Option(None, help="discriminative/progressive: lr ratio shallowest/deepest group."),
     epochs_per_stage: Optional[int] = typer.Option(None, help="progressive: epochs before the next group unfreezes."),
@@ -27,17 +29,23 @@ def fit(
     head: str = typer.Option("linear", help="linear or mlp."),
     head_dropout: float = typer.Option(0.0, help="Dropout before the head's last Linear."),
     head_hidden: int = typer.Option(512, help="mlp head: hidden width."),
-    epochs: int = typer.Option(10), batch_size: int = typer.Option(32), lr: float = typer.Option(1e-3),
+    epochs: int = typer.Option(10),
+    batch_size: int = typer.Option(32),
+    lr: float = typer.Option(1e-3),
     optimizer: str = typer.Option("adamw", help="adamw or sgd."),
     weight_decay: float = typer.Option(1e-4),
     scheduler: str = typer.Option("cosine", help="none, step, plateau, cosine, onecycle."),
-    warmup_epochs: float = typer.Option(0.0), step_size: int = typer.Option(5), gamma: float = typer.Option(0.1),
-    label_smoothing: float = typer.Option(0.0), grad_accum: int = typer.Option(1),
+    warmup_epochs: float = typer.Option(0.0),
+    step_size: int = typer.Option(5),
+    gamma: float = typer.Option(0.1),
+    label_smoothing: float = typer.Option(0.0),
+    grad_accum: int = typer.Option(1),
     max_grad_norm: Optional[float] = typer.Option(None),
     precision: str = typer.Option("auto", help="auto, 32-true, bf16-mixed, 16-mixed."),
     patience: Optional[int] = typer.Option(None, help="Early stopping patience in epochs."),
     monitor: str = typer.Option("val_loss", help="val_loss, val_acc or val_f1: early stopping and best checkpoint."),
-    mixup: float = typer.Option(0.0, help="Mixup alpha (0: off)."), cutmix: float = typer.Option(0.0, help="CutMix alpha."),
+    mixup: float = typer.Option(0.0, help="Mixup alpha (0: off)."),
+    cutmix: float = typer.Option(0.0, help="CutMix alpha."),
     balance: str = typer.Option("none", help="Class imbalance: none, sampler, loss."),
     cache: str = typer.Option("auto", help="auto: cache frozen-backbone features; off: recompute every epoch."),
     cache_views: int = typer.Option(1, help="Augmented views cached per image (1: un-augmented)."),
@@ -49,8 +57,11 @@ def fit(
     val_fraction: float = typer.Option(0.2, help="Held-out fraction when there is no val/ folder."),
     on_bad_image: str = typer.Option("skip", help="skip (warn and count) or error (stop, naming the file)."),
     max_pixels: Optional[int] = typer.Option(None, help="Decompression-bomb guard (pixels per image)."),
-    seed: int = typer.Option(0), num_workers: int = typer.Option(0, "--workers"),
-    accelerator: str = typer.Option("auto"), devices: int = typer.Option(1), num_nodes: int = typer.Option(1),
+    seed: int = typer.Option(0),
+    num_workers: int = typer.Option(0, "--workers"),
+    accelerator: str = typer.Option("auto"),
+    devices: int = typer.Option(1),
+    num_nodes: int = typer.Option(1),
     out: Path = typer.Option(Path("runs/fit"), help="Run folder."),
     resume: bool = typer.Option(False, help="Continue the run in --out from its last finished epoch."),
     progress: bool = typer.Option(True, help="Progress bars."),
@@ -61,12 +72,27 @@ def fit(
 
     p = merge_config_file(ctx, dict(ctx.params), config)
     bb, dataset = backbone_and_data(p)
-    head_options = {"dropout": p["head_dropout"]} if p["head"] == "linear" else {"hidden": p["head_hidden"], "dropout": p["head_dropout"]}
-    result = train_classifier(dataset, bb, p["strategy"], train_config(p), head=p["head"], head_options=head_options,
-                              strategy_options=p, out=p["out"], resume=p["resume"])
+    head_options = (
+        {"dropout": p["head_dropout"]}
+        if p["head"] == "linear"
+        else {"hidden": p["head_hidden"], "dropout": p["head_dropout"]}
+    )
+    result = train_classifier(
+        dataset,
+        bb,
+        p["strategy"],
+        train_config(p),
+        head=p["head"],
+        head_options=head_options,
+        strategy_options=p,
+        out=p["out"],
+        resume=p["resume"],
+    )
     m = result.metrics
-    typer.echo(f"best epoch {result.best_epoch + 1}: val accuracy {m.accuracy:.4f}, macro F1 {m.f1:.4f}, "
-               f"precision {m.precision:.4f}, recall {m.recall:.4f}; {result.images_per_second:.0f} img/s over "
-               f"{result.train_seconds:.1f} s of training")
+    typer.echo(
+        f"best epoch {result.best_epoch + 1}: val accuracy {m.accuracy:.4f}, macro F1 {m.f1:.4f}, "
+        f"precision {m.precision:.4f}, recall {m.recall:.4f}; {result.images_per_second:.0f} img/s over "
+        f"{result.train_seconds:.1f} s of training"
+    )
     if result.run_dir is not None:
         typer.echo(f"run folder: {result.run_dir} (best.pt, last.pt, metrics.csv, curves.png, confusion.png)")

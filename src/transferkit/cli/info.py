@@ -21,5 +21,7 @@ def info() -> None:
     import timm
     import torchvision
 
-    typer.echo(f"Architectures available for --weights none or a weights file: {len(timm.list_models())} timm, "
-               f"{len(torchvision.models.list_models(module=torchvision.models))} torchvision.")
+    typer.echo(
+        f"Architectures available for --weights none or a weights file: {len(timm.list_models())} timm, "
+        f"{len(torchvision.models.list_models(module=torchvision.models))} torchvision."
+    )

@@ -11,8 +11,12 @@ import yaml
 
 from transferkit.errors import TransferkitError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="Transfer learning for computer vision: point it at a folder of images.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="Transfer learning for computer vision: point it at a folder of images.",
+)
 
 
 def merge_config_file(ctx: typer.Context, params: dict[str, Any], config_file: Path | None) -> dict[str, Any]:

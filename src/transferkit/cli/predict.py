@@ -19,7 +19,8 @@ def predict(
 ) -> None:
     """Predict the class of every image; unreadable files are listed with their error."""
     from transferkit.engine.model import load_model
-    from transferkit.inference import list_images, predict as run, write_predictions_csv
+    from transferkit.inference import list_images, write_predictions_csv
+    from transferkit.inference import predict as run
 
     net = load_model(model)
     files = list_images(images)

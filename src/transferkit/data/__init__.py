@@ -7,5 +7,16 @@ from transferkit.data.sampler import EpochSampler
 from transferkit.data.stats import compute_mean_std
 from transferkit.data.transforms import PRESETS, build_transforms
 
-__all__ = ["EpochSampler", "ImageFileDataset", "PRESETS", "Splits", "TensorImageDataset", "WithTransform",
-           "build_transforms", "compute_mean_std", "find_splits", "load_image", "verify_images"]
+__all__ = [
+    "EpochSampler",
+    "ImageFileDataset",
+    "PRESETS",
+    "Splits",
+    "TensorImageDataset",
+    "WithTransform",
+    "build_transforms",
+    "compute_mean_std",
+    "find_splits",
+    "load_image",
+    "verify_images",
+]

@@ -21,7 +21,9 @@ OnBadImage = Literal["skip", "error"]
 
 
 def verify_images(
-    samples: Sequence[Sample], on_bad_image: OnBadImage = "skip", max_pixels: int = DEFAULT_MAX_PIXELS,
+    samples: Sequence[Sample],
+    on_bad_image: OnBadImage = "skip",
+    max_pixels: int = DEFAULT_MAX_PIXELS,
     workers: int = 2,
 ) -> list[Sample]:
     """Decode every image once; drop (with one warning and a count) or reject the bad ones.
@@ -67,8 +69,9 @@ class ImageFileDataset(Dataset):
         max_pixels: Decompression-bomb guard.
     """
 
-    def __init__(self, samples: Sequence[Sample], transform: Transform | None = None,
-                 max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
+    def __init__(
+        self, samples: Sequence[Sample], transform: Transform | None = None, max_pixels: int = DEFAULT_MAX_PIXELS
+    ) -> None:
         self.samples = list(samples)
         self.transform = transform
         self.max_pixels = max_pixels

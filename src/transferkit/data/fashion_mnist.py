@@ -14,11 +14,23 @@ from torch import Tensor
 from transferkit.errors import DataError
 
 CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
-DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")  # where `apt-get install dataset-fashion-mnist` puts it
+DEBIAN_PACKAGE = "dataset-fashion-mnist"
 
 
 def default_dir() -> Path:
-    return Path(os.environ.get("TRANSFERKIT_FASHION_MNIST", DEBIAN_DIR))
+    """``$TRANSFERKIT_FASHION_MNIST``, else the folder where Debian's package installed the files (asked of dpkg)."""
+    if "TRANSFERKIT_FASHION_MNIST" in os.environ:
+        return Path(os.environ["TRANSFERKIT_FASHION_MNIST"])
+    import subprocess
+
+    try:
+        listing = subprocess.run(["dpkg", "-L", DEBIAN_PACKAGE], capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.SubprocessError):
+        listing = ""
+    for line in listing.splitlines():
+        if line.endswith("train-images-idx3-ubyte.gz"):
+            return Path(line).parent
+    return Path.cwd() / "fashion-mnist"
 
 
 def _read_idx(path: Path) -> np.ndarray:

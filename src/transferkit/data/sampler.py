@@ -25,8 +25,15 @@ class EpochSampler(Sampler[int]):
         rank, world_size: This process's shard.
     """
 
-    def __init__(self, num_samples: int, seed: int = 0, shuffle: bool = True,
-                 weights: Sequence[float] | None = None, rank: int = 0, world_size: int = 1) -> None:
+    def __init__(
+        self,
+        num_samples: int,
+        seed: int = 0,
+        shuffle: bool = True,
+        weights: Sequence[float] | None = None,
+        rank: int = 0,
+        world_size: int = 1,
+    ) -> None:
         self.num_samples = num_samples
         self.seed = seed
         self.shuffle = shuffle

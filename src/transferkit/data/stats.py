@@ -6,7 +6,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 
-def compute_mean_std(dataset: Dataset, batch_size: int = 64, num_workers: int = 0) -> tuple[tuple[float, ...], tuple[float, ...]]:
+def compute_mean_std(
+    dataset: Dataset, batch_size: int = 64, num_workers: int = 0
+) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """Mean and std over all pixels of ``dataset`` (images must share one size: resize first).
 
     Accumulates in float64 so large datasets do not lose precision.

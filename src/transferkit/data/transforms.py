@@ -54,14 +54,24 @@ def build_transforms(
     if not train or preset == "none":
         steps: list[nn.Module] = list(resize)
     elif preset == "light":
-        steps = [T.RandomResizedCrop(size, scale=(0.7, 1.0), interpolation=interp, antialias=True),
-                 T.RandomHorizontalFlip()]
+        steps = [
+            T.RandomResizedCrop(size, scale=(0.7, 1.0), interpolation=interp, antialias=True),
+            T.RandomHorizontalFlip(),
+        ]
     elif preset == "strong":
-        steps = [T.RandomResizedCrop(size, scale=(0.25, 1.0), interpolation=interp, antialias=True),
-                 T.RandomHorizontalFlip(), T.TrivialAugmentWide(interpolation=interp)]
+        steps = [
+            T.RandomResizedCrop(size, scale=(0.25, 1.0), interpolation=interp, antialias=True),
+            T.RandomHorizontalFlip(),
+            T.TrivialAugmentWide(interpolation=interp),
+        ]
     else:  # microscopy
-        steps = [*resize, T.RandomHorizontalFlip(), T.RandomVerticalFlip(), RandomRot90(),
-                 T.ColorJitter(brightness=0.1, contrast=0.1)]
+        steps = [
+            *resize,
+            T.RandomHorizontalFlip(),
+            T.RandomVerticalFlip(),
+            RandomRot90(),
+            T.ColorJitter(brightness=0.1, contrast=0.1),
+        ]
     if train and auto_augment == "randaugment":
         steps.append(T.RandAugment(interpolation=interp))
     elif train and auto_augment == "trivialaugment":

@@ -12,9 +12,15 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 
-def extract_features(fabric: Fabric, backbone: nn.Module, dataset: Dataset, batch_size: int,
-                     num_workers: int = 0, channels_last: bool = True,
-                     desc: str | None = "features") -> tuple[Tensor, Tensor]:
+def extract_features(
+    fabric: Fabric,
+    backbone: nn.Module,
+    dataset: Dataset,
+    batch_size: int,
+    num_workers: int = 0,
+    channels_last: bool = True,
+    desc: str | None = "features",
+) -> tuple[Tensor, Tensor]:
     """(features (N, D), labels (N,)) of ``dataset`` under ``inference_mode`` and the run's autocast."""
     from transferkit.engine.distributed import ordered_map
 
@@ -41,8 +47,17 @@ class FeatureCache:
         val: Validation dataset (eval transform).
     """
 
-    def __init__(self, fabric: Fabric, backbone: nn.Module, views: list[Dataset], val: Dataset | None,
-                 batch_size: int, num_workers: int, channels_last: bool, progress: bool = True) -> None:
+    def __init__(
+        self,
+        fabric: Fabric,
+        backbone: nn.Module,
+        views: list[Dataset],
+        val: Dataset | None,
+        batch_size: int,
+        num_workers: int,
+        channels_last: bool,
+        progress: bool = True,
+    ) -> None:
         self.fabric = fabric
         self.backbone = backbone
         self.views = views
@@ -58,7 +73,9 @@ class FeatureCache:
         import time
 
         start = time.perf_counter()
-        result = extract_features(self.fabric, self.backbone, dataset, desc=desc if self.progress else None, **self.kwargs)
+        result = extract_features(
+            self.fabric, self.backbone, dataset, desc=desc if self.progress else None, **self.kwargs
+        )
         self.seconds += time.perf_counter() - start
         self.images += len(dataset)
         return result

@@ -23,7 +23,9 @@ def atomic_save(obj: Any, path: str | Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     except OSError as exc:
-        raise TransferkitError(f"Cannot write checkpoint to {path.parent}: {exc.strerror}. Choose a writable --out.") from None
+        raise TransferkitError(
+            f"Cannot write checkpoint to {path.parent}: {exc.strerror}. Choose a writable --out."
+        ) from None
     try:
         with os.fdopen(fd, "wb") as handle:
             torch.save(obj, handle)

@@ -83,7 +83,10 @@ class TrainConfig:
             (self.monitor in MONITORS, f"monitor must be one of {tuple(MONITORS)}, got {self.monitor!r}"),
             (self.grad_accum >= 1, f"grad_accum must be >= 1, got {self.grad_accum}"),
             (self.cache_views >= 1, f"cache_views must be >= 1, got {self.cache_views}"),
-            (self.balance in ("none", "sampler", "loss"), f"balance must be none, sampler or loss, got {self.balance!r}"),
+            (
+                self.balance in ("none", "sampler", "loss"),
+                f"balance must be none, sampler or loss, got {self.balance!r}",
+            ),
             (self.cache in ("auto", "off"), f"cache must be auto or off, got {self.cache!r}"),
             (0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {self.label_smoothing}"),
             (self.mixup >= 0 and self.cutmix >= 0, "mixup and cutmix alphas must be >= 0"),

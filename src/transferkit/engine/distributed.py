@@ -12,9 +12,18 @@ from torch.utils.data import DataLoader, Dataset
 from transferkit.data.sampler import EpochSampler
 
 
-def ordered_map(fabric: Fabric, dataset: Dataset, fn: Callable[[Tensor], Tensor], batch_size: int,
-                num_workers: int = 0, progress: str | None = None) -> tuple[Tensor, Tensor]:
-    """``fn`` over every image of ``dataset`` (each process a shard); returns (outputs, labels) on CPU, in dataset order."""
+def ordered_map(
+    fabric: Fabric,
+    dataset: Dataset,
+    fn: Callable[[Tensor], Tensor],
+    batch_size: int,
+    num_workers: int = 0,
+    progress: str | None = None,
+) -> tuple[Tensor, Tensor]:
+    """``fn`` over every image of ``dataset``, each process a shard.
+
+    Returns (outputs, labels) on CPU, in dataset order, on every process.
+    """
     sampler = EpochSampler(len(dataset), shuffle=False, rank=fabric.global_rank, world_size=fabric.world_size)
     loader = fabric.setup_dataloaders(
         DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers),

@@ -87,7 +87,9 @@ def make_fabric(config: TrainConfig) -> Fabric:
     distributed = config.devices > 1 or config.num_nodes > 1 or world > 1
     devices = config.devices if world == 1 else max(config.devices, world // max(1, config.num_nodes))
     fabric = Fabric(
-        accelerator=config.accelerator, devices=devices, num_nodes=config.num_nodes,
+        accelerator=config.accelerator,
+        devices=devices,
+        num_nodes=config.num_nodes,
         strategy="ddp" if distributed else "auto",
         precision=resolve_precision(config.precision, config.accelerator),  # type: ignore[arg-type]
     )
@@ -98,8 +100,17 @@ def make_fabric(config: TrainConfig) -> Fabric:
 class _Trainer:
     """One ``fit`` call's state; kept small and private. Use :func:`fit`."""
 
-    def __init__(self, model: TransferModel, strategy: Strategy, train: Dataset, val: Dataset,
-                 config: TrainConfig, fabric: Fabric, out: Path | None, train_views: list[Dataset] | None) -> None:
+    def __init__(
+        self,
+        model: TransferModel,
+        strategy: Strategy,
+        train: Dataset,
+        val: Dataset,
+        config: TrainConfig,
+        fabric: Fabric,
+        out: Path | None,
+        train_views: list[Dataset] | None,
+    ) -> None:
         self.raw = model
         self.strategy = strategy
         self.train_set = train
@@ -113,8 +124,16 @@ class _Trainer:
         if config.channels_last:
             model.to(memory_format=torch.channels_last)
         model.to(fabric.device)
-        self.cache = FeatureCache(fabric, model.backbone, train_views or [train], val, config.batch_size,
-                                  config.num_workers, config.channels_last, config.progress)
+        self.cache = FeatureCache(
+            fabric,
+            model.backbone,
+            train_views or [train],
+            val,
+            config.batch_size,
+            config.num_workers,
+            config.channels_last,
+            config.progress,
+        )
         weight = None
         if config.balance != "none":
             counts = np.bincount(_labels_of(train), minlength=self.num_classes).astype(np.float64)
@@ -139,13 +158,23 @@ class _Trainer:
         return self.config.cache == "auto" and stage.num_trainable(len(self.groups)) == 0 and self.mixer is None
 
     def loader(self, dataset: Dataset, epoch: int, shuffle: bool = True) -> DataLoader:
-        sampler = EpochSampler(len(dataset), seed=self.config.seed, shuffle=shuffle,
-                               weights=self.sample_weights if shuffle else None,
-                               rank=self.fabric.global_rank, world_size=self.fabric.world_size)
+        sampler = EpochSampler(
+            len(dataset),
+            seed=self.config.seed,
+            shuffle=shuffle,
+            weights=self.sample_weights if shuffle else None,
+            rank=self.fabric.global_rank,
+            world_size=self.fabric.world_size,
+        )
         sampler.set_epoch(epoch)
         workers = 0 if isinstance(dataset, TensorDataset) else self.config.num_workers
-        loader = DataLoader(dataset, batch_size=self.config.batch_size, sampler=sampler, num_workers=workers,
-                            generator=torch.Generator().manual_seed(self.config.seed * 7919 + epoch))
+        loader = DataLoader(
+            dataset,
+            batch_size=self.config.batch_size,
+            sampler=sampler,
+            num_workers=workers,
+            generator=torch.Generator().manual_seed(self.config.seed * 7919 + epoch),
+        )
         return self.fabric.setup_dataloaders(loader, use_distributed_sampler=False)
 
     def setup_stage(self, stage: Stage, steps_per_epoch: int) -> tuple[nn.Module, Any, Any]:
@@ -161,8 +190,9 @@ class _Trainer:
         per_rank = math.ceil(len(self.train_set) / self.fabric.world_size)
         return math.ceil(math.ceil(per_rank / self.config.batch_size) / self.config.grad_accum)
 
-    def train_epoch(self, module: nn.Module, optimizer: Any, scheduler: Any, epoch: int,
-                    cached: bool) -> tuple[float, float, int]:
+    def train_epoch(
+        self, module: nn.Module, optimizer: Any, scheduler: Any, epoch: int, cached: bool
+    ) -> tuple[float, float, int]:
         config = self.config
         if cached:
             features, labels = self.cache.train(epoch)
@@ -218,22 +248,34 @@ class _Trainer:
             with torch.inference_mode():
                 logits = self.raw.head(features.to(self.fabric.device)).float().cpu()
         else:
+
             def run(images: Tensor) -> Tensor:
                 if self.config.channels_last:
                     images = images.contiguous(memory_format=torch.channels_last)
                 with torch.inference_mode():
                     return module(images)
 
-            logits, labels = ordered_map(self.fabric, self.val_set, run, self.config.batch_size, self.config.num_workers)
+            logits, labels = ordered_map(
+                self.fabric, self.val_set, run, self.config.batch_size, self.config.num_workers
+            )
         loss = float(nn.functional.cross_entropy(logits, labels))
         probs = logits.softmax(1)
         return loss, classification_metrics(labels.numpy(), probs.numpy(), self.config.top_k), probs
 
 
-def fit(model: TransferModel, strategy: Strategy, train: Dataset, val: Dataset, config: TrainConfig | None = None,
-        out: str | Path | None = None, resume: bool = False, train_views: list[Dataset] | None = None,
-        fabric: Fabric | None = None, run_config: dict[str, Any] | None = None, log: Callable[[str], None] = print,
-        ) -> FitResult:
+def fit(
+    model: TransferModel,
+    strategy: Strategy,
+    train: Dataset,
+    val: Dataset,
+    config: TrainConfig | None = None,
+    out: str | Path | None = None,
+    resume: bool = False,
+    train_views: list[Dataset] | None = None,
+    fabric: Fabric | None = None,
+    run_config: dict[str, Any] | None = None,
+    log: Callable[[str], None] = print,
+) -> FitResult:
     """Train ``model`` on ``train`` with ``strategy``, validating on ``val`` every epoch.
 
     Args:
@@ -270,8 +312,15 @@ def fit(model: TransferModel, strategy: Strategy, train: Dataset, val: Dataset, 
         start_epoch = int(state["epoch"]) + 1
         log(f"Resuming {out_path} at epoch {start_epoch + 1}/{config.epochs}.")
     if fabric.is_global_zero and out_path is not None:
-        run_dir.write_config(out_path, {"train": config.to_dict(), "strategy": {"name": strategy.name, **vars(strategy)},
-                                        "model": model.spec(), **(run_config or {})})
+        run_dir.write_config(
+            out_path,
+            {
+                "train": config.to_dict(),
+                "strategy": {"name": strategy.name, **vars(strategy)},
+                "model": model.spec(),
+                **(run_config or {}),
+            },
+        )
 
     best_state = copy.deepcopy(model.state_dict()) if not history else None
     if history:
@@ -294,10 +343,12 @@ def fit(model: TransferModel, strategy: Strategy, train: Dataset, val: Dataset, 
             current_stage, cached = stage_index, trainer.uses_cache(stage)
             trainable, total = trainable_fraction(model)
             if fabric.is_global_zero:
-                log(f"Stage {stage_index + 1}/{len(trainer.stages)} (epochs {stage.start + 1}-{stage.end}): "
+                log(
+                    f"Stage {stage_index + 1}/{len(trainer.stages)} (epochs {stage.start + 1}-{stage.end}): "
                     f"{stage.num_trainable(len(trainer.groups))}/{len(trainer.groups)} layer groups trainable, "
                     f"{trainable:,}/{total:,} parameters ({100 * trainable / total:.2f}%)"
-                    f"{', head on cached features' if cached else ''}.")
+                    f"{', head on cached features' if cached else ''}."
+                )
         _seed_epoch(config.seed, epoch)
         if cached:
             with torch.random.fork_rng():  # a view's augmentations depend on the view only
@@ -313,27 +364,49 @@ def fit(model: TransferModel, strategy: Strategy, train: Dataset, val: Dataset, 
             scheduler.step()
         elif scheduler is not None and config.scheduler == "plateau":
             scheduler.step({"val_loss": val_loss, "val_acc": metrics.accuracy, "val_f1": metrics.f1}[config.monitor])
-        row = {"epoch": epoch, "stage": stage_index, "train_loss": round(train_loss, 6), "train_acc": round(train_acc, 6),
-               "val_loss": round(val_loss, 6), "val_acc": round(metrics.accuracy, 6), "val_f1": round(metrics.f1, 6),
-               f"val_top{metrics.top_k}": round(metrics.top_k_accuracy, 6),
-               "lr": optimizer.param_groups[-1]["lr"], "trainable_params": trainable, "epoch_seconds": round(seconds, 3),
-               "images_per_second": round(seen / max(seconds, 1e-9), 1), "cached": cached}
+        row = {
+            "epoch": epoch,
+            "stage": stage_index,
+            "train_loss": round(train_loss, 6),
+            "train_acc": round(train_acc, 6),
+            "val_loss": round(val_loss, 6),
+            "val_acc": round(metrics.accuracy, 6),
+            "val_f1": round(metrics.f1, 6),
+            f"val_top{metrics.top_k}": round(metrics.top_k_accuracy, 6),
+            "lr": optimizer.param_groups[-1]["lr"],
+            "trainable_params": trainable,
+            "epoch_seconds": round(seconds, 3),
+            "images_per_second": round(seen / max(seconds, 1e-9), 1),
+            "cached": cached,
+        }
         history.append(row)
         improved = best_epoch_of(history, config.monitor) == epoch
         if improved:
             best_state = copy.deepcopy(model.state_dict())
         if fabric.is_global_zero:
-            log(f"epoch {epoch + 1:3d}/{config.epochs} train loss {train_loss:.4f} acc {train_acc:.3f} | val loss "
+            log(
+                f"epoch {epoch + 1:3d}/{config.epochs} train loss {train_loss:.4f} acc {train_acc:.3f} | val loss "
                 f"{val_loss:.4f} acc {metrics.accuracy:.3f} f1 {metrics.f1:.3f} | {seen / max(seconds, 1e-9):.0f} img/s"
-                f"{' *' if improved else ''}")
+                f"{' *' if improved else ''}"
+            )
             if out_path is not None:
                 if improved:
-                    atomic_save({"spec": model.spec(), "state_dict": model.state_dict(), "epoch": epoch}, out_path / "best.pt")
+                    atomic_save(
+                        {"spec": model.spec(), "state_dict": model.state_dict(), "epoch": epoch}, out_path / "best.pt"
+                    )
                     run_dir.write_json(out_path, "best_metrics.json", {"epoch": epoch, **vars(metrics)})
-                atomic_save({"spec": model.spec(), "state_dict": model.state_dict(), "epoch": epoch, "stage": stage_index,
-                             "optimizer": optimizer.state_dict(),
-                             "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                             "history": history}, out_path / "last.pt")
+                atomic_save(
+                    {
+                        "spec": model.spec(),
+                        "state_dict": model.state_dict(),
+                        "epoch": epoch,
+                        "stage": stage_index,
+                        "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                        "history": history,
+                    },
+                    out_path / "last.pt",
+                )
                 run_dir.write_metrics_csv(out_path, history)
         best_epoch = best_epoch_of(history, config.monitor)
         if config.patience is not None and epoch - best_epoch >= config.patience:
@@ -346,10 +419,21 @@ def fit(model: TransferModel, strategy: Strategy, train: Dataset, val: Dataset, 
     if best_state is not None:
         model.load_state_dict(best_state)
     module = fabric.setup_module(model) if module is None else module
-    _, best_metrics, _ = trainer.evaluate(module, trainer.uses_cache(strategy.stage_at(best_epoch, config.epochs, len(trainer.groups))[1]))
+    _, best_metrics, _ = trainer.evaluate(
+        module, trainer.uses_cache(strategy.stage_at(best_epoch, config.epochs, len(trainer.groups))[1])
+    )
     if fabric.is_global_zero and out_path is not None:
         run_dir.plot_curves(out_path, history)
         run_dir.plot_confusion(out_path, best_metrics.confusion, model.classes)
     ips = train_images / train_seconds if train_seconds else 0.0
-    return FitResult(model, history, best_epoch, best_metrics, out_path, train_seconds, ips, stopped_early,
-                     {"cache_seconds": trainer.cache.seconds, "cache_images": trainer.cache.images})
+    return FitResult(
+        model,
+        history,
+        best_epoch,
+        best_metrics,
+        out_path,
+        train_seconds,
+        ips,
+        stopped_early,
+        {"cache_seconds": trainer.cache.seconds, "cache_images": trainer.cache.images},
+    )

@@ -60,9 +60,18 @@ def suggest_lr(lrs: list[float], losses: list[float]) -> float:
     return float(lrs[int(slopes.argmin())])
 
 
-def lr_range_test(model: TransferModel, strategy: Strategy, train: Dataset, config: TrainConfig,
-                  start_lr: float = 1e-7, end_lr: float = 1.0, num_steps: int = 100, smoothing: float = 0.9,
-                  diverge: float = 4.0, cache_from: Dataset | None = None) -> LRFinderResult:
+def lr_range_test(
+    model: TransferModel,
+    strategy: Strategy,
+    train: Dataset,
+    config: TrainConfig,
+    start_lr: float = 1e-7,
+    end_lr: float = 1.0,
+    num_steps: int = 100,
+    smoothing: float = 0.9,
+    diverge: float = 4.0,
+    cache_from: Dataset | None = None,
+) -> LRFinderResult:
     """Run the range test in the strategy's first stage (head-only stages use cached features)."""
     fabric = make_fabric(config)
     model.to(fabric.device)
@@ -78,8 +87,9 @@ def lr_range_test(model: TransferModel, strategy: Strategy, train: Dataset, conf
     optimizer = build_optimizer(param_groups(groups, model.head, stage, config), config)
     base = [g["lr"] / config.lr for g in optimizer.param_groups]
     module, optimizer = fabric.setup(model, optimizer)
-    loader = DataLoader(train, batch_size=config.batch_size, shuffle=True,
-                        generator=torch.Generator().manual_seed(config.seed))
+    loader = DataLoader(
+        train, batch_size=config.batch_size, shuffle=True, generator=torch.Generator().manual_seed(config.seed)
+    )
     criterion = nn.CrossEntropyLoss()
     factor = (end_lr / start_lr) ** (1 / max(1, num_steps - 1))
     lrs, losses, avg, best = [], [], 0.0, math.inf

@@ -38,8 +38,12 @@ def classification_metrics(labels: np.ndarray, probs: np.ndarray, top_k: int = 5
     top = np.argsort(-probs, axis=1)[:, :k]
     topk = float((top == labels[:, None]).any(axis=1).mean())
     return Metrics(
-        accuracy=float((preds == labels).mean()), top_k=k, top_k_accuracy=float(topk),
-        precision=float(precision), recall=float(recall), f1=float(f1),
+        accuracy=float((preds == labels).mean()),
+        top_k=k,
+        top_k_accuracy=float(topk),
+        precision=float(precision),
+        recall=float(recall),
+        f1=float(f1),
         per_class_f1=[float(v) for v in per_class],
         confusion=confusion_matrix(labels, preds, labels=classes).tolist(),
     )

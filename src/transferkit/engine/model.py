@@ -20,8 +20,14 @@ class TransferModel(nn.Module):
     goes through ``forward`` so distributed wrappers still see the call.
     """
 
-    def __init__(self, backbone: ModelBackbone, head: nn.Module, classes: list[str],
-                 head_spec: dict[str, Any], data_config: DataConfig | None = None) -> None:
+    def __init__(
+        self,
+        backbone: ModelBackbone,
+        head: nn.Module,
+        classes: list[str],
+        head_spec: dict[str, Any],
+        data_config: DataConfig | None = None,
+    ) -> None:
         super().__init__()
         self.backbone = backbone
         self.head = head
@@ -36,22 +42,41 @@ class TransferModel(nn.Module):
     def spec(self) -> dict[str, Any]:
         """Everything needed to rebuild the architecture (plain types only)."""
         dc = self.data_config
-        return {"backbone": self.backbone.name, "head": self.head_spec, "classes": self.classes,
-                "data_config": {"input_size": dc.input_size, "mean": list(dc.mean), "std": list(dc.std),
-                                "interpolation": dc.interpolation}}
+        return {
+            "backbone": self.backbone.name,
+            "head": self.head_spec,
+            "classes": self.classes,
+            "data_config": {
+                "input_size": dc.input_size,
+                "mean": list(dc.mean),
+                "std": list(dc.std),
+                "interpolation": dc.interpolation,
+            },
+        }
 
     def save(self, path: str | Path) -> None:
         atomic_save({"spec": self.spec(), "state_dict": self.state_dict()}, path)
 
 
-def build_model(backbone: str | ModelBackbone, num_classes: int, classes: list[str] | None = None,
-                head: str = "linear", weights: str | Path | None = "imagenet",
-                data_config: DataConfig | None = None, **head_kwargs: Any) -> TransferModel:
+def build_model(
+    backbone: str | ModelBackbone,
+    num_classes: int,
+    classes: list[str] | None = None,
+    head: str = "linear",
+    weights: str | Path | None = "imagenet",
+    data_config: DataConfig | None = None,
+    **head_kwargs: Any,
+) -> TransferModel:
     """Backbone by name (or instance) + a new head for ``num_classes`` classes."""
     bb = create_backbone(backbone, weights=weights) if isinstance(backbone, str) else backbone
     spec = {"name": head, **head_kwargs}
-    return TransferModel(bb, create_head(head, bb.num_features, num_classes, **head_kwargs),
-                         classes or [str(i) for i in range(num_classes)], spec, data_config)
+    return TransferModel(
+        bb,
+        create_head(head, bb.num_features, num_classes, **head_kwargs),
+        classes or [str(i) for i in range(num_classes)],
+        spec,
+        data_config,
+    )
 
 
 def load_model(path: str | Path) -> TransferModel:
@@ -59,10 +84,15 @@ def load_model(path: str | Path) -> TransferModel:
     payload = load_checkpoint(path)
     spec = payload["spec"]
     head = dict(spec["head"])
-    dc = DataConfig(int(spec["data_config"]["input_size"]), tuple(spec["data_config"]["mean"]),
-                    tuple(spec["data_config"]["std"]), spec["data_config"]["interpolation"])
-    model = build_model(spec["backbone"], len(spec["classes"]), spec["classes"], head.pop("name"), weights=None,
-                        data_config=dc, **head)
+    dc = DataConfig(
+        int(spec["data_config"]["input_size"]),
+        tuple(spec["data_config"]["mean"]),
+        tuple(spec["data_config"]["std"]),
+        spec["data_config"]["interpolation"],
+    )
+    model = build_model(
+        spec["backbone"], len(spec["classes"]), spec["classes"], head.pop("name"), weights=None, data_config=dc, **head
+    )
     model.load_state_dict(payload["state_dict"] if "state_dict" in payload else payload["model"])
     return model.eval()
 

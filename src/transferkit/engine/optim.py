@@ -41,8 +41,9 @@ def build_optimizer(groups: list[dict], config: TrainConfig) -> Optimizer:
     return torch.optim.AdamW(groups, lr=config.lr)
 
 
-def build_scheduler(optimizer: Optimizer, config: TrainConfig, stage_epochs: int,
-                    steps_per_epoch: int) -> LRScheduler | ReduceLROnPlateau | None:
+def build_scheduler(
+    optimizer: Optimizer, config: TrainConfig, stage_epochs: int, steps_per_epoch: int
+) -> LRScheduler | ReduceLROnPlateau | None:
     """The stage's scheduler; ``stage_epochs × steps_per_epoch`` optimizer steps in total."""
     total = max(1, stage_epochs * steps_per_epoch)
     if config.scheduler == "none":

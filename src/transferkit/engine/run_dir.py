@@ -21,7 +21,9 @@ def prepare(out: str | Path) -> Path:
         probe.write_text("")
         probe.unlink()
     except OSError as exc:
-        raise TransferkitError(f"Run folder {str(path)!r} is not writable ({exc.strerror}). Choose another --out.") from None
+        raise TransferkitError(
+            f"Run folder {str(path)!r} is not writable ({exc.strerror}). Choose another --out."
+        ) from None
     return path
 
 
@@ -86,8 +88,15 @@ def plot_confusion(path: Path, confusion: Sequence[Sequence[int]], classes: Sequ
     ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
     ax.set_yticks(range(len(classes)), classes)
     for (i, j), value in np.ndenumerate(matrix):
-        ax.text(j, i, str(value), ha="center", va="center",
-                color="white" if value > matrix.max() / 2 else "black", fontsize=8)
+        ax.text(
+            j,
+            i,
+            str(value),
+            ha="center",
+            va="center",
+            color="white" if value > matrix.max() / 2 else "black",
+            fontsize=8,
+        )
     ax.set(xlabel="predicted", ylabel="true", title="Confusion matrix (val)")
     fig.tight_layout()
     out = path / "confusion.png"

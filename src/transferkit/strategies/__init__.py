@@ -12,5 +12,15 @@ from transferkit.strategies.base import Stage, Strategy, create_strategy, strate
 from transferkit.strategies.freezing import apply_bn_policy, freeze, set_trainable, trainable_fraction, unfreeze
 from transferkit.strategies.sklearn_probe import fit_sklearn_probe
 
-__all__ = ["Stage", "Strategy", "apply_bn_policy", "create_strategy", "fit_sklearn_probe", "freeze",
-           "set_trainable", "strategies", "trainable_fraction", "unfreeze"]
+__all__ = [
+    "Stage",
+    "Strategy",
+    "apply_bn_policy",
+    "create_strategy",
+    "fit_sklearn_probe",
+    "freeze",
+    "set_trainable",
+    "strategies",
+    "trainable_fraction",
+    "unfreeze",
+]

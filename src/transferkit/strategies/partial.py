@@ -19,7 +19,9 @@ class PartialFineTune(Strategy):
 
     def __post_init__(self) -> None:
         if self.groups < 1:
-            raise ConfigError(f"partial fine-tuning needs groups >= 1, got {self.groups}; use feature-extraction for 0.")
+            raise ConfigError(
+                f"partial fine-tuning needs groups >= 1, got {self.groups}; use feature-extraction for 0."
+            )
 
     def stages(self, epochs: int, num_groups: int) -> list[Stage]:
         return [Stage(0, epochs, trainable=self.groups)]

@@ -20,8 +20,9 @@ from transferkit.errors import ConfigError
 Classifier = Literal["logreg", "svm"]
 
 
-def fit_sklearn_probe(features: np.ndarray, labels: np.ndarray, classifier: Classifier = "logreg",
-                      seed: int = 0) -> Pipeline:
+def fit_sklearn_probe(
+    features: np.ndarray, labels: np.ndarray, classifier: Classifier = "logreg", seed: int = 0
+) -> Pipeline:
     """Fit ``StandardScaler → LogisticRegression|SVC`` on features; ``C`` by 3-fold CV when possible."""
     if classifier == "logreg":
         model = LogisticRegression(max_iter=2000, random_state=seed)
@@ -33,6 +34,8 @@ def fit_sklearn_probe(features: np.ndarray, labels: np.ndarray, classifier: Clas
     smallest = np.bincount(labels).min() if len(labels) else 0
     if smallest >= 3:
         key = f"{type(model).__name__.lower()}__C"
-        search = GridSearchCV(pipeline, {key: [0.01, 0.1, 1.0, 10.0]}, cv=StratifiedKFold(3, shuffle=True, random_state=seed))
+        search = GridSearchCV(
+            pipeline, {key: [0.01, 0.1, 1.0, 10.0]}, cv=StratifiedKFold(3, shuffle=True, random_state=seed)
+        )
         return search.fit(features, labels).best_estimator_
     return pipeline.fit(features, labels)

@@ -24,6 +24,7 @@ from transferkit.data import (
 from transferkit.data.images import DEFAULT_MAX_PIXELS
 from transferkit.engine.cache import extract_features
 from transferkit.engine.config import TrainConfig
+from transferkit.engine.distributed import dataset_logits
 from transferkit.engine.loop import FitResult, fit, make_fabric
 from transferkit.engine.metrics import classification_metrics
 from transferkit.engine.model import TransferModel, build_model
@@ -220,11 +221,5 @@ def evaluate(model: TransferModel, dataset: Dataset, config: TrainConfig | None 
     config = config or TrainConfig()
     fabric = make_fabric(config)
     model.to(fabric.device).eval()
-    from transferkit.engine.distributed import ordered_map
-
-    def run(images: torch.Tensor) -> torch.Tensor:
-        with torch.inference_mode(), fabric.autocast():
-            return model(images)
-
-    logits, labels = ordered_map(fabric, dataset, run, config.batch_size, config.num_workers)
+    logits, labels = dataset_logits(fabric, model, dataset, config.batch_size, config.num_workers, config.channels_last)
     return classification_metrics(labels.numpy(), logits.softmax(1).numpy(), config.top_k)

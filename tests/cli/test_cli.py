@@ -9,7 +9,8 @@ from transferkit.cli.main import _register, app
 
 _register()
 runner = CliRunner()
-TINY = ["--backbone", "resnet18", "--weights", "none", "--image-size", "32", "--precision", "32-true", "--no-progress"]
+NET = "--backbone resnet18 --weights none --image-size 32 --precision 32-true".split()
+TINY = [*NET, "--no-progress"]
 
 
 @pytest.fixture
@@ -78,80 +79,24 @@ def test_predict_writes_topk_csv_and_reports_bad_files(fitted, image_folder, tmp
 
 def test_extract_features_at_a_layer(image_folder, tmp_path):
     out = tmp_path / "f.npy"
-    result = runner.invoke(
-        app,
-        [
-            "extract",
-            str(image_folder),
-            "--backbone",
-            "resnet18",
-            "--weights",
-            "none",
-            "--layer",
-            "layer3",
-            "--image-size",
-            "32",
-            "--out",
-            str(out),
-        ],
-    )
+    args = ["extract", str(image_folder), *NET[:6], "--layer", "layer3", "--out", str(out)]
+    result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert np.load(out).shape == (24, 256)  # layer3 of ResNet-18 has 256 channels
     assert len(np.load(tmp_path / "f_labels.npy")) == 24
 
 
 def test_compare_prints_a_table(image_folder, tmp_path):
-    result = runner.invoke(
-        app,
-        [
-            "compare",
-            str(image_folder),
-            "--backbone",
-            "resnet18",
-            "--weights",
-            "none",
-            "--image-size",
-            "32",
-            "--epochs",
-            "2",
-            "--batch-size",
-            "8",
-            "--precision",
-            "32-true",
-            "--strategies",
-            "feature-extraction,progressive",
-            "--out",
-            str(tmp_path / "cmp"),
-            "--no-progress",
-        ],
-    )
+    options = "--epochs 2 --batch-size 8 --strategies feature-extraction,progressive --no-progress".split()
+    result = runner.invoke(app, ["compare", str(image_folder), *NET, *options, "--out", str(tmp_path / "cmp")])
     assert result.exit_code == 0, result.output
     assert "feature-extraction" in result.output and "progressive" in result.output
     assert (tmp_path / "cmp" / "compare.png").is_file()
 
 
 def test_lr_find(image_folder, tmp_path):
-    result = runner.invoke(
-        app,
-        [
-            "lr-find",
-            str(image_folder),
-            "--backbone",
-            "resnet18",
-            "--weights",
-            "none",
-            "--image-size",
-            "32",
-            "--steps",
-            "15",
-            "--batch-size",
-            "4",
-            "--precision",
-            "32-true",
-            "--out",
-            str(tmp_path / "lr.png"),
-        ],
-    )
+    options = "--steps 15 --batch-size 4".split()
+    result = runner.invoke(app, ["lr-find", str(image_folder), *NET, *options, "--out", str(tmp_path / "lr.png")])
     assert result.exit_code == 0, result.output
     assert "suggested learning rate" in result.output and (tmp_path / "lr.png").is_file()
 

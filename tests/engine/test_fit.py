@@ -7,6 +7,7 @@ from transferkit.engine.checkpoint import atomic_save, load_checkpoint
 from transferkit.engine.config import SCHEDULERS
 from transferkit.errors import ConfigError, TrainingError
 
+from ..conftest import make_tiny_backbone
 from .helpers import config, quiet, tiny_data
 
 
@@ -146,14 +147,10 @@ def test_training_options_run_and_learn(options):
 
 
 def test_gradient_accumulation_matches_a_larger_batch():
-    from .helpers import make_tiny_backbone  # noqa: F401
-
     results = []
     for batch, accum in ((8, 1), (4, 2)):
         torch.manual_seed(0)
-        from ..conftest import make_tiny_backbone as tiny
-
-        backbone = tiny(batchnorm=False)
+        backbone = make_tiny_backbone(batchnorm=False)
         _, data = tiny_data()
         r = train_classifier(
             data,

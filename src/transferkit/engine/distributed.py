@@ -45,3 +45,22 @@ def ordered_map(
         out = out.transpose(0, 1).reshape(-1, *out.shape[2:])
         lab = lab.transpose(0, 1).reshape(-1)
     return out[: len(dataset)], lab[: len(dataset)]
+
+
+def dataset_logits(
+    fabric: Fabric,
+    model: Callable[[Tensor], Tensor],
+    dataset: Dataset,
+    batch_size: int,
+    num_workers: int = 0,
+    channels_last: bool = True,
+) -> tuple[Tensor, Tensor]:
+    """(logits, labels) of ``model`` over ``dataset`` under ``inference_mode`` and the run's autocast."""
+
+    def run(images: Tensor) -> Tensor:
+        if channels_last and images.ndim == 4:
+            images = images.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode(), fabric.autocast():
+            return model(images)
+
+    return ordered_map(fabric, dataset, run, batch_size, num_workers)

@@ -29,7 +29,7 @@ from transferkit.engine import run_dir
 from transferkit.engine.cache import FeatureCache
 from transferkit.engine.checkpoint import atomic_save, load_checkpoint
 from transferkit.engine.config import MONITORS, TrainConfig, resolve_precision
-from transferkit.engine.distributed import ordered_map
+from transferkit.engine.distributed import dataset_logits
 from transferkit.engine.metrics import Metrics, classification_metrics
 from transferkit.engine.model import TransferModel
 from transferkit.engine.optim import PER_STEP, build_optimizer, build_scheduler, param_groups
@@ -248,15 +248,13 @@ class _Trainer:
             with torch.inference_mode():
                 logits = self.raw.head(features.to(self.fabric.device)).float().cpu()
         else:
-
-            def run(images: Tensor) -> Tensor:
-                if self.config.channels_last:
-                    images = images.contiguous(memory_format=torch.channels_last)
-                with torch.inference_mode():
-                    return module(images)
-
-            logits, labels = ordered_map(
-                self.fabric, self.val_set, run, self.config.batch_size, self.config.num_workers
+            logits, labels = dataset_logits(
+                self.fabric,
+                module,
+                self.val_set,
+                self.config.batch_size,
+                self.config.num_workers,
+                self.config.channels_last,
             )
         loss = float(nn.functional.cross_entropy(logits, labels))
         probs = logits.softmax(1)

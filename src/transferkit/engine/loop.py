@@ -320,15 +320,13 @@ def fit(
             },
         )
 
-    best_state = copy.deepcopy(model.state_dict()) if not history else None
-    if history:
-        best_epoch = best_epoch_of(history, config.monitor)
-        best_file = out_path / "best.pt" if out_path else None
-        best_state = load_checkpoint(best_file)["state_dict"] if best_file and best_file.is_file() else None
+    # the first epoch is always the best so far, so a fresh run needs no copy yet
+    best_state = None
+    if history and out_path is not None and (out_path / "best.pt").is_file():
+        best_state = load_checkpoint(out_path / "best.pt")["state_dict"]
     module = optimizer = scheduler = None
     current_stage, cached = -1, False
     stopped_early, train_seconds, train_images = False, 0.0, 0
-    trainable, total = trainable_fraction(model)
     for epoch in range(start_epoch, config.epochs):
         stage_index, stage = strategy.stage_at(epoch, config.epochs, len(trainer.groups))
         if stage_index != current_stage:

@@ -6,6 +6,8 @@ them each epoch is wasted work: the head then trains on these tensors alone.
 
 from __future__ import annotations
 
+import time
+
 import torch
 from lightning_fabric import Fabric
 from torch import Tensor, nn
@@ -70,8 +72,6 @@ class FeatureCache:
         self.images = 0
 
     def _compute(self, dataset: Dataset, desc: str) -> tuple[Tensor, Tensor]:
-        import time
-
         start = time.perf_counter()
         result = extract_features(
             self.fabric, self.backbone, dataset, desc=desc if self.progress else None, **self.kwargs

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 from transferkit.backbones import DataConfig, ModelBackbone, create_backbone
@@ -95,8 +94,3 @@ def load_model(path: str | Path) -> TransferModel:
     )
     model.load_state_dict(payload["state_dict"] if "state_dict" in payload else payload["model"])
     return model.eval()
-
-
-def to_channels_last(model: nn.Module) -> nn.Module:
-    """Conv nets run faster in NHWC on CPU (oneDNN) and on tensor cores."""
-    return model.to(memory_format=torch.channels_last)

@@ -23,7 +23,7 @@ from transferkit.data import (
 )
 from transferkit.data.images import DEFAULT_MAX_PIXELS
 from transferkit.engine.cache import extract_features
-from transferkit.engine.config import TrainConfig
+from transferkit.engine.config import TrainConfig, frozen_autocast_dtype
 from transferkit.engine.distributed import dataset_logits
 from transferkit.engine.loop import FitResult, fit, make_fabric
 from transferkit.engine.metrics import classification_metrics
@@ -198,8 +198,13 @@ def _fit_sklearn(model: TransferModel, data: Data, classifier: str, config: Trai
     fabric = make_fabric(config)
     model.to(fabric.device)
     started = time.perf_counter()
-    train_x, train_y = extract_features(fabric, model.backbone, data.train_eval, config.batch_size, config.num_workers)
-    val_x, val_y = extract_features(fabric, model.backbone, data.val, config.batch_size, config.num_workers)
+    dtype = frozen_autocast_dtype(config.precision, fabric.device)
+    train_x, train_y = extract_features(
+        fabric, model.backbone, data.train_eval, config.batch_size, config.num_workers, autocast_dtype=dtype
+    )
+    val_x, val_y = extract_features(
+        fabric, model.backbone, data.val, config.batch_size, config.num_workers, autocast_dtype=dtype
+    )
     extract_seconds = time.perf_counter() - started
     probe = fit_sklearn_probe(train_x.numpy(), train_y.numpy(), classifier, config.seed)  # type: ignore[arg-type]
     seconds = time.perf_counter() - started

@@ -119,3 +119,32 @@ def features_at(model: nn.Module, images: Tensor, layer: str | None) -> Tensor:
     if out.ndim == 3:
         return out.mean(dim=1)
     return out.flatten(1)
+
+
+def dataset_features(
+    backbone: nn.Module,
+    dataset: torch.utils.data.Dataset,
+    batch_size: int = 64,
+    layer: str | None = None,
+    num_workers: int = 0,
+) -> tuple[Tensor, Tensor]:
+    """(features (N, D) float32, labels (N,)) of a labelled dataset, in order, on one process.
+
+    Under ``inference_mode`` with ``channels_last`` on the backbone's device; for training-time
+    caching across processes see :mod:`transferkit.engine.cache`.
+    """
+    from torch.utils.data import DataLoader
+
+    was_training = backbone.training
+    backbone.eval()
+    device = next(backbone.parameters()).device
+    chunks, labels = [], []
+    try:
+        with torch.inference_mode():
+            for images, targets in DataLoader(dataset, batch_size=batch_size, num_workers=num_workers):
+                images = images.to(device).contiguous(memory_format=torch.channels_last)
+                chunks.append(features_at(backbone, images, layer).float().cpu())
+                labels.append(torch.as_tensor(targets))
+    finally:
+        backbone.train(was_training)
+    return torch.cat(chunks), torch.cat(labels)

@@ -86,6 +86,16 @@ def test_extract_features_at_a_layer(image_folder, tmp_path):
     assert len(np.load(tmp_path / "f_labels.npy")) == 24
 
 
+def test_extract_to_parquet_keeps_paths_labels_and_features(image_folder, tmp_path):
+    pq = pytest.importorskip("pyarrow.parquet")
+    out = tmp_path / "f.parquet"
+    result = runner.invoke(app, ["extract", str(image_folder), *NET[:6], "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    table = pq.read_table(out).to_pydict()
+    assert len(table["path"]) == 24 and set(table["label"]) == {"a", "b", "c"}
+    assert len([c for c in table if c.startswith("f")]) == 512  # pooled ResNet-18 features
+
+
 def test_compare_prints_a_table(image_folder, tmp_path):
     options = "--epochs 2 --batch-size 8 --strategies feature-extraction,progressive --no-progress".split()
     result = runner.invoke(app, ["compare", str(image_folder), *NET, *options, "--out", str(tmp_path / "cmp")])
@@ -119,3 +129,10 @@ def test_expected_failures_print_one_line_and_exit_1(image_folder):
     assert proc.returncode == 1
     assert proc.stderr.strip().startswith("error: No backbone named 'resnet181'. Did you mean")
     assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_rank_scores_backbones_and_the_random_init_reference(image_folder):
+    args = ["rank", str(image_folder), "--backbones", "resnet18", "--weights", "none", "--image-size", "32"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "logme" in result.output and "resnet18" in result.output

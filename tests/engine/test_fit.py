@@ -75,6 +75,37 @@ def test_frozen_backbone_runs_once_per_image_with_the_cache():
     assert [r["val_loss"] for r in cached.history] == pytest.approx([r["val_loss"] for r in naive.history], abs=1e-5)
 
 
+@pytest.mark.parametrize("strategy, options", [("partial", {"groups": 2}), ("progressive", {})])
+def test_frozen_bottom_is_cached_and_training_is_unchanged(strategy, options):
+    """Only the top runs each epoch while the bottom is frozen, and the numbers are those of the full run."""
+    runs, first_layer_images = [], []
+    for cache in ("auto", "off"):
+        torch.manual_seed(0)
+        backbone, data = tiny_data()
+        split = backbone.split(2)  # verify the cut before counting
+        assert split is not None
+        calls = {"images": 0}
+        backbone.model[0].register_forward_hook(
+            lambda _m, inputs, _o, c=calls: c.__setitem__("images", c["images"] + len(inputs[0]))
+        )
+        cfg = config(epochs=4, cache=cache)
+        runs.append(train_classifier(data, backbone, strategy, cfg, strategy_options=options, log=quiet))
+        first_layer_images.append(calls["images"])
+    cached, naive = runs
+    assert [r["val_loss"] for r in cached.history] == pytest.approx([r["val_loss"] for r in naive.history], abs=1e-5)
+    assert any(r["cached"] for r in cached.history) and not any(r["cached"] for r in naive.history)
+    per_epoch = len(tiny_data()[1].train) + len(tiny_data()[1].val)
+    assert first_layer_images[1] >= 4 * per_epoch  # naive: the first layer runs every epoch
+    assert first_layer_images[0] < first_layer_images[1]
+
+
+def test_frozen_bottom_is_not_cached_when_frozen_batchnorm_trains():
+    torch.manual_seed(0)
+    backbone, data = tiny_data()
+    result = train_classifier(data, backbone, "partial", config(epochs=2, train_bn=True), log=quiet)
+    assert not any(r["cached"] for r in result.history)
+
+
 def test_run_folder_contents(tmp_path):
     result = _fit(tmp_path, epochs=2)
     names = {p.name for p in tmp_path.iterdir()}

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
+
+if TYPE_CHECKING:
+    from transferkit.backbones.split import Split
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -110,6 +113,20 @@ class ModelBackbone(nn.Module):
 
     def layer_groups(self) -> list[LayerGroup]:
         return [LayerGroup(gname, self.model, names) for gname, names in self._groups]
+
+    def split(self, index: int) -> Split | None:
+        """The network cut after its first ``index`` layer groups, or ``None`` if it cannot be cut there.
+
+        Verified numerically once per index (see :mod:`transferkit.backbones.split`).
+        """
+        from transferkit.backbones.split import find_split
+
+        # a plain dict outside nn.Module's registries: the halves share modules with self.model
+        splits = self.__dict__.setdefault("_splits", {})
+        if index not in splits:
+            groups = [names for _, names in self._groups]
+            splits[index] = find_split(self.model, groups, index, self.data_config.input_size)
+        return splits[index]
 
 
 def group_name(param_names: Sequence[str]) -> str:

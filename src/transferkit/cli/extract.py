@@ -46,15 +46,15 @@ def extract(
     labels = np.array([label for _, label in samples])
     if out.suffix == ".parquet":
         try:
-            import pandas as pd
+            import pyarrow as pa
+            import pyarrow.parquet as pq
         except ImportError:
             raise ConfigError(
-                "Writing .parquet needs pandas and pyarrow: pip install pandas pyarrow, or use .npy."
+                "Writing .parquet needs pyarrow: pip install 'transferkit[parquet]' (or pyarrow), or use .npy."
             ) from None
-        frame = pd.DataFrame(features, columns=[f"f{i}" for i in range(features.shape[1])])
-        frame.insert(0, "label", [splits.classes[i] for i in labels])
-        frame.insert(0, "path", [str(p) for p, _ in samples])
-        frame.to_parquet(out)
+        columns = {"path": [str(p) for p, _ in samples], "label": [splits.classes[i] for i in labels]}
+        columns.update({f"f{i}": features[:, i] for i in range(features.shape[1])})
+        pq.write_table(pa.table(columns), out)
     else:
         np.save(out, features)
         np.save(out.with_name(out.stem + "_labels.npy"), labels)

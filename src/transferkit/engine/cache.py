@@ -1,7 +1,9 @@
-"""Features of a frozen backbone, computed once per dataset (and per augmented view).
+"""Outputs of the frozen part of a network, computed once per dataset (and per augmented view).
 
 While every backbone parameter is frozen the features cannot change, so recomputing
-them each epoch is wasted work: the head then trains on these tensors alone.
+them each epoch is wasted work: the head then trains on these tensors alone. Likewise,
+while only the top groups train, the frozen bottom's feature maps are cached and only
+the top runs each epoch (see :meth:`ModelBackbone.split`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,10 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 
+def _autocast(device: torch.device, dtype: torch.dtype | None) -> torch.autocast:
+    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+
+
 def extract_features(
     fabric: Fabric,
     backbone: nn.Module,
@@ -22,18 +28,25 @@ def extract_features(
     num_workers: int = 0,
     channels_last: bool = True,
     desc: str | None = "features",
+    split: int | None = None,
+    autocast_dtype: torch.dtype | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """(features (N, D), labels (N,)) of ``dataset`` under ``inference_mode`` and the run's autocast."""
+    """(features (N, D) float32, labels (N,)) of ``dataset`` under ``inference_mode``.
+
+    With ``split=k``: the outputs of the backbone's first ``k`` layer groups instead.
+    ``autocast_dtype`` (e.g. bf16) speeds up the frozen forward; results are stored as float32.
+    """
     from transferkit.engine.distributed import ordered_map
 
     was_training = backbone.training
     backbone.eval()
+    encode = backbone.forward_features if split is None else backbone.split(split).bottom
 
     def run(images: Tensor) -> Tensor:
         if channels_last and images.ndim == 4:
             images = images.contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode(), fabric.autocast():
-            return backbone.forward_features(images)
+        with torch.inference_mode(), _autocast(fabric.device, autocast_dtype):
+            return encode(images).float().contiguous()
 
     try:
         return ordered_map(fabric, dataset, run, batch_size, num_workers, desc)
@@ -42,7 +55,10 @@ def extract_features(
 
 
 class FeatureCache:
-    """Lazily computed features of the train views and the validation set.
+    """Lazily computed outputs of the frozen part for the train views and the validation set.
+
+    ``split=None`` caches the backbone's pooled features; ``split=k`` the outputs of its
+    first ``k`` layer groups. Asking for another ``split`` drops the previous one's tensors.
 
     Args:
         views: Datasets of training images; epoch ``e`` uses view ``e % len(views)``.
@@ -59,35 +75,66 @@ class FeatureCache:
         num_workers: int,
         channels_last: bool,
         progress: bool = True,
+        autocast_dtype: torch.dtype | None = None,
     ) -> None:
         self.fabric = fabric
+        self.autocast_dtype = autocast_dtype
         self.backbone = backbone
         self.views = views
         self.val = val
         self.progress = progress
         self.kwargs = {"batch_size": batch_size, "num_workers": num_workers, "channels_last": channels_last}
+        self._split: int | None = None
         self._train: dict[int, tuple[Tensor, Tensor]] = {}
         self._val: tuple[Tensor, Tensor] | None = None
         self.seconds = 0.0
         self.images = 0
 
+    def _use(self, split: int | None) -> None:
+        if split != self._split:
+            self._split, self._train, self._val = split, {}, None
+
     def _compute(self, dataset: Dataset, desc: str) -> tuple[Tensor, Tensor]:
         start = time.perf_counter()
         result = extract_features(
-            self.fabric, self.backbone, dataset, desc=desc if self.progress else None, **self.kwargs
+            self.fabric,
+            self.backbone,
+            dataset,
+            desc=desc if self.progress else None,
+            split=self._split,
+            autocast_dtype=self.autocast_dtype,
+            **self.kwargs,
         )
         self.seconds += time.perf_counter() - start
         self.images += len(dataset)
         return result
 
-    def train(self, epoch: int) -> tuple[Tensor, Tensor]:
+    def bytes_needed(self, split: int | None) -> int:
+        """Memory the cached train views and validation set would take (feature maps: from one probe image)."""
+        rows = sum(len(v) for v in self.views) + (len(self.val) if self.val is not None else 0)
+        if split is None:
+            return int(self.backbone.num_features) * 4 * rows
+        image = self.views[0][0][0].unsqueeze(0).to(self.fabric.device)
+        was_training = self.backbone.training
+        self.backbone.eval()
+        encode = self.backbone.split(split).bottom
+        try:
+            with torch.inference_mode():
+                out = encode(image)
+        finally:
+            self.backbone.train(was_training)
+        return out.numel() * 4 * rows  # stored as float32
+
+    def train(self, epoch: int, split: int | None = None) -> tuple[Tensor, Tensor]:
+        self._use(split)
         view = epoch % len(self.views)
         if view not in self._train:
             self._train[view] = self._compute(self.views[view], f"caching train view {view}")
         return self._train[view]
 
-    def validation(self) -> tuple[Tensor, Tensor]:
+    def validation(self, split: int | None = None) -> tuple[Tensor, Tensor]:
         assert self.val is not None
+        self._use(split)
         if self._val is None:
             self._val = self._compute(self.val, "caching val")
         return self._val

@@ -28,7 +28,7 @@ from transferkit.data.sampler import EpochSampler
 from transferkit.engine import run_dir
 from transferkit.engine.cache import FeatureCache
 from transferkit.engine.checkpoint import atomic_save, load_checkpoint
-from transferkit.engine.config import MONITORS, TrainConfig, resolve_precision
+from transferkit.engine.config import MONITORS, TrainConfig, frozen_autocast_dtype, resolve_precision
 from transferkit.engine.distributed import dataset_logits
 from transferkit.engine.metrics import Metrics, classification_metrics
 from transferkit.engine.model import TransferModel
@@ -133,6 +133,7 @@ class _Trainer:
             config.num_workers,
             config.channels_last,
             config.progress,
+            frozen_autocast_dtype(config.precision, fabric.device),
         )
         weight = None
         if config.balance != "none":
@@ -154,8 +155,39 @@ class _Trainer:
         self.mixer: Callable | None = T.RandomChoice(mixers) if mixers else None
 
     # --- pieces -------------------------------------------------------------------------------
-    def uses_cache(self, stage: Stage) -> bool:
-        return self.config.cache == "auto" and stage.num_trainable(len(self.groups)) == 0 and self.mixer is None
+    def cache_level(self, stage: Stage) -> tuple[int | None, str]:
+        """How many frozen groups' outputs are cached during ``stage`` (``None``: none), and why.
+
+        ``len(groups)``: the head trains on cached features; ``k``: the network above the
+        first ``k`` groups trains on their cached outputs.
+        """
+        num_groups = len(self.groups)
+        frozen = num_groups - stage.num_trainable(num_groups)
+        if frozen == 0 or self.config.cache == "off":
+            return None, ""
+        if self.mixer is not None:
+            return None, "no cache: Mixup/CutMix mix images, so frozen outputs change every step"
+        if self.config.train_bn and any(True for g in self.groups[:frozen] for _ in g.batchnorms()):
+            return None, "no cache: train_bn lets frozen BatchNorm statistics change"
+        if frozen < num_groups and self.raw.backbone.split(frozen) is None:
+            return None, f"no cache: {self.raw.backbone.name} cannot be cut after group {frozen} (runs whole)"
+        key = None if frozen == num_groups else frozen
+        gigabytes = self.cache.bytes_needed(key) / 2**30
+        if gigabytes > self.config.cache_max_gb:
+            return None, f"no cache: it would take {gigabytes:.1f} GB > cache_max_gb={self.config.cache_max_gb}"
+        if frozen == num_groups:
+            return frozen, "head on cached features"
+        return frozen, f"top on cached outputs of the {frozen} frozen groups ({gigabytes:.2f} GB)"
+
+    def inputs_kwargs(self, level: int | None) -> dict[str, Any]:
+        if level is None:
+            return {}
+        return {"from_features": True} if level == len(self.groups) else {"from_split": level}
+
+    def cached(self, level: int, epoch: int | None) -> tuple[Tensor, Tensor]:
+        """Cached train view of ``epoch`` (``None``: validation set) at ``level``."""
+        key = None if level == len(self.groups) else level
+        return self.cache.validation(key) if epoch is None else self.cache.train(epoch, key)
 
     def loader(self, dataset: Dataset, epoch: int, shuffle: bool = True) -> DataLoader:
         sampler = EpochSampler(
@@ -191,11 +223,12 @@ class _Trainer:
         return math.ceil(math.ceil(per_rank / self.config.batch_size) / self.config.grad_accum)
 
     def train_epoch(
-        self, module: nn.Module, optimizer: Any, scheduler: Any, epoch: int, cached: bool
+        self, module: nn.Module, optimizer: Any, scheduler: Any, epoch: int, level: int | None
     ) -> tuple[float, float, int]:
         config = self.config
+        cached = level is not None
         if cached:
-            features, labels = self.cache.train(epoch)
+            features, labels = self.cached(level, epoch)
             loader = self.loader(TensorDataset(features, labels), epoch)
         else:
             loader = self.loader(self.train_set, epoch)
@@ -217,7 +250,7 @@ class _Trainer:
                 inputs = inputs.contiguous(memory_format=torch.channels_last)
             accumulating = (step + 1) % config.grad_accum != 0 and step + 1 != n_batches
             with self.fabric.no_backward_sync(module, enabled=accumulating):
-                logits = module(inputs, from_features=cached)
+                logits = module(inputs, **self.inputs_kwargs(level))
                 loss = self.criterion(logits.float(), targets)
                 if not torch.isfinite(loss):
                     raise TrainingError(
@@ -241,12 +274,18 @@ class _Trainer:
         stats = self.fabric.all_reduce(stats, reduce_op="sum") if self.fabric.world_size > 1 else stats
         return float(stats[0] / stats[2]), float(stats[1] / stats[2]), int(stats[2])
 
-    def evaluate(self, module: nn.Module, cached: bool) -> tuple[float, Metrics, Tensor]:
+    def evaluate(self, module: nn.Module, level: int | None) -> tuple[float, Metrics, Tensor]:
         module.eval()
-        if cached:
-            features, labels = self.cache.validation()
-            with torch.inference_mode():
-                logits = self.raw.head(features.to(self.fabric.device)).float().cpu()
+        if level is not None:
+            features, labels = self.cached(level, None)
+            kwargs = self.inputs_kwargs(level)
+            with torch.inference_mode(), self.fabric.autocast():
+                logits = torch.cat(
+                    [
+                        self.raw(chunk.to(self.fabric.device), **kwargs).float().cpu()
+                        for chunk in features.split(self.config.batch_size)
+                    ]
+                )
         else:
             logits, labels = dataset_logits(
                 self.fabric,
@@ -325,7 +364,7 @@ def fit(
     if history and out_path is not None and (out_path / "best.pt").is_file():
         best_state = load_checkpoint(out_path / "best.pt")["state_dict"]
     module = optimizer = scheduler = None
-    current_stage, cached = -1, False
+    current_stage, level = -1, None
     stopped_early, train_seconds, train_images = False, 0.0, 0
     for epoch in range(start_epoch, config.epochs):
         stage_index, stage = strategy.stage_at(epoch, config.epochs, len(trainer.groups))
@@ -336,26 +375,27 @@ def fit(
                 if scheduler is not None and state.get("scheduler") is not None:
                     scheduler.load_state_dict(state["scheduler"])
             state = None
-            current_stage, cached = stage_index, trainer.uses_cache(stage)
+            current_stage = stage_index
+            level, why = trainer.cache_level(stage)
             trainable, total = trainable_fraction(model)
             if fabric.is_global_zero:
                 log(
                     f"Stage {stage_index + 1}/{len(trainer.stages)} (epochs {stage.start + 1}-{stage.end}): "
                     f"{stage.num_trainable(len(trainer.groups))}/{len(trainer.groups)} layer groups trainable, "
                     f"{trainable:,}/{total:,} parameters ({100 * trainable / total:.2f}%)"
-                    f"{', head on cached features' if cached else ''}."
+                    f"{', ' + why if why else ''}."
                 )
         _seed_epoch(config.seed, epoch)
-        if cached:
+        if level is not None:
             with torch.random.fork_rng():  # a view's augmentations depend on the view only
                 torch.manual_seed(config.seed * 7919 + epoch % len(trainer.cache.views))
-                trainer.cache.train(epoch)
+                trainer.cached(level, epoch)
         started = time.perf_counter()
-        train_loss, train_acc, seen = trainer.train_epoch(module, optimizer, scheduler, epoch, cached)
+        train_loss, train_acc, seen = trainer.train_epoch(module, optimizer, scheduler, epoch, level)
         seconds = time.perf_counter() - started
         train_seconds += seconds
         train_images += seen
-        val_loss, metrics, _ = trainer.evaluate(module, cached)
+        val_loss, metrics, _ = trainer.evaluate(module, level)
         if scheduler is not None and config.scheduler == "step":
             scheduler.step()
         elif scheduler is not None and config.scheduler == "plateau":
@@ -373,7 +413,7 @@ def fit(
             "trainable_params": trainable,
             "epoch_seconds": round(seconds, 3),
             "images_per_second": round(seen / max(seconds, 1e-9), 1),
-            "cached": cached,
+            "cached": level is not None,
         }
         history.append(row)
         improved = best_epoch_of(history, config.monitor) == epoch
@@ -415,9 +455,10 @@ def fit(
     if best_state is not None:
         model.load_state_dict(best_state)
     module = fabric.setup_module(model) if module is None else module
-    _, best_metrics, _ = trainer.evaluate(
-        module, trainer.uses_cache(strategy.stage_at(best_epoch, config.epochs, len(trainer.groups))[1])
-    )
+    # the cached outputs still hold for the best weights if those groups were frozen at the best epoch too
+    num_groups = len(trainer.groups)
+    best_frozen = num_groups - strategy.stage_at(best_epoch, config.epochs, num_groups)[1].num_trainable(num_groups)
+    _, best_metrics, _ = trainer.evaluate(module, level if level is not None and level <= best_frozen else None)
     if fabric.is_global_zero and out_path is not None:
         run_dir.plot_curves(out_path, history)
         run_dir.plot_confusion(out_path, best_metrics.confusion, model.classes)

@@ -18,7 +18,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from transferkit.engine.cache import extract_features
-from transferkit.engine.config import TrainConfig
+from transferkit.engine.config import TrainConfig, frozen_autocast_dtype
 from transferkit.engine.loop import make_fabric
 from transferkit.engine.model import TransferModel
 from transferkit.engine.optim import build_optimizer, param_groups
@@ -82,7 +82,13 @@ def lr_range_test(
     model.head.requires_grad_(True)
     cached = stage.num_trainable(len(groups)) == 0
     if cached:
-        features, labels = extract_features(fabric, model.backbone, cache_from or train, config.batch_size)
+        features, labels = extract_features(
+            fabric,
+            model.backbone,
+            cache_from or train,
+            config.batch_size,
+            autocast_dtype=frozen_autocast_dtype(config.precision, fabric.device),
+        )
         train = TensorDataset(features, labels)
     optimizer = build_optimizer(param_groups(groups, model.head, stage, config), config)
     base = [g["lr"] / config.lr for g in optimizer.param_groups]

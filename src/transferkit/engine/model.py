@@ -15,8 +15,9 @@ from transferkit.heads import create_head
 class TransferModel(nn.Module):
     """``head(backbone.forward_features(images))``.
 
-    ``forward(features, from_features=True)`` runs the head alone on cached features; it
-    goes through ``forward`` so distributed wrappers still see the call.
+    ``forward(features, from_features=True)`` runs the head alone on cached features and
+    ``forward(maps, from_split=k)`` the network above its first ``k`` layer groups on cached
+    outputs of those groups; both go through ``forward`` so distributed wrappers see the call.
     """
 
     def __init__(
@@ -34,8 +35,16 @@ class TransferModel(nn.Module):
         self.head_spec = dict(head_spec)
         self.data_config = data_config or backbone.data_config
 
-    def forward(self, inputs: Tensor, from_features: bool = False) -> Tensor:
-        features = inputs if from_features else self.backbone.forward_features(inputs)
+    def forward(self, inputs: Tensor, from_features: bool = False, from_split: int | None = None) -> Tensor:
+        if from_features:
+            features = inputs
+        elif from_split is not None:
+            split = self.backbone.split(from_split)
+            if split is None:
+                raise ValueError(f"{self.backbone.name} cannot be cut after layer group {from_split}.")
+            features = split.top(inputs)
+        else:
+            features = self.backbone.forward_features(inputs)
         return self.head(features)
 
     def spec(self) -> dict[str, Any]:

@@ -1,0 +1,52 @@
+"""``transferkit rank DATA --backbones a,b,c``: rank backbones by transferability, without training."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from transferkit.cli.main import app
+
+
+@app.command()
+def rank(
+    data: Path = typer.Argument(..., help="Folder of class sub-folders (or train/ val/), or a CSV."),
+    backbones: str = typer.Option("efficientnet_lite0", help="Comma-separated backbone names."),
+    weights: str = typer.Option("imagenet", help="imagenet, a weights file, or none."),
+    scores: str = typer.Option("logme,leep,nce,hscore", help="Comma-separated scores."),
+    scratch: bool = typer.Option(False, help="Also score each backbone randomly initialised."),
+    image_size: Optional[int] = typer.Option(None),
+    max_images: int = typer.Option(2000, help="Stratified subsample size."),
+    batch_size: int = typer.Option(64),
+    seed: int = typer.Option(0),
+) -> None:
+    """Score each backbone's frozen features on DATA (LogME, LEEP, NCE, H-score; higher is better)."""
+    from transferkit.errors import ConfigError
+    from transferkit.transferability.rank import format_ranking, rank_backbones
+
+    names = [b.strip() for b in backbones.split(",") if b.strip()]
+    rows = rank_backbones(
+        data,
+        names,
+        weights=None if weights.lower() == "none" else weights,
+        score_names=[s.strip() for s in scores.split(",") if s.strip()],
+        image_size=image_size,
+        batch_size=batch_size,
+        max_images=max_images,
+        seed=seed,
+        include_scratch=scratch,
+        log=lambda line: typer.echo(line, err=True),
+    )
+    if not rows:
+        raise ConfigError(f"No backbone could be scored among {names}; see the messages above.")
+    typer.echo(format_ranking(rows))
+    pretrained = {r.backbone: r for r in rows if r.weights != "random init"}
+    for r in rows:
+        if r.weights == "random init" and r.backbone in pretrained and "logme" in r.scores:
+            if r.scores["logme"] >= pretrained[r.backbone].scores["logme"]:
+                typer.echo(
+                    f"warning: {r.backbone}'s pretrained features score no better than its random initialisation "
+                    "(LogME): likely negative transfer; try training from scratch or another backbone."
+                )

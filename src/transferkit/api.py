@@ -135,6 +135,9 @@ def load_data(
     return result
 
 
+PEFT_STRATEGIES = ("peft", "lora", "adapter", "bitfit", "prompt")
+
+
 def _strategy_options(strategy: str, options: dict[str, Any]) -> dict[str, Any]:
     known = {
         "partial": {"groups"},
@@ -142,6 +145,9 @@ def _strategy_options(strategy: str, options: dict[str, Any]) -> dict[str, Any]:
         "progressive": {"epochs_per_stage", "ratio"},
         "lp-ft": {"probe_epochs", "ft_lr_scale"},
     }.get(strategy, set())
+    if strategy in PEFT_STRATEGIES:
+        known = {"method", "options"} if strategy == "peft" else {"options"}
+        options = {**options, "options": options.get("options") or options.get("peft_options") or {}}
     return {k: v for k, v in options.items() if k in known and v is not None}
 
 

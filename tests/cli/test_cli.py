@@ -136,3 +136,20 @@ def test_rank_scores_backbones_and_the_random_init_reference(image_folder):
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "logme" in result.output and "resnet18" in result.output
+
+
+def test_fit_with_lora_reports_the_trainable_share_and_saves_a_loadable_model(image_folder, tmp_path):
+    from transferkit.engine.model import load_model
+
+    out = tmp_path / "lora"
+    args = ["fit", str(image_folder), *TINY, "--strategy", "lora", "--peft-options", "r=2,alpha=4"]
+    result = runner.invoke(app, [*args, "--epochs", "1", "--batch-size", "8", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    model = load_model(out / "best.pt")
+    assert model.peft == [{"name": "lora", "r": 2, "alpha": 4, "dropout": 0.0, "target": "", "convs": "all"}]
+
+
+def test_bad_peft_options_are_a_one_line_error(image_folder, tmp_path):
+    args = ["fit", str(image_folder), *TINY, "--strategy", "lora", "--peft-options", "r"]
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "x")])
+    assert result.exit_code != 0 and "key=value" in str(result.exception)

@@ -31,3 +31,22 @@ def backbone_and_data(p: dict[str, Any]) -> tuple[ModelBackbone, Data]:
 def train_config(p: dict[str, Any]) -> TrainConfig:
     values = {k: v for k, v in p.items() if k in TRAIN_FIELDS and v is not None}
     return TrainConfig(**values)
+
+
+def parse_key_values(text: str | dict[str, Any] | None) -> dict[str, Any]:
+    """``"r=4,alpha=8,target=qkv"`` → ``{"r": 4, "alpha": 8, "target": "qkv"}`` (values read as YAML scalars)."""
+    import yaml
+
+    from transferkit.errors import ConfigError
+
+    if not text:
+        return {}
+    if isinstance(text, dict):
+        return text
+    result = {}
+    for item in text.split(","):
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"Expected key=value pairs separated by commas, got {item!r} in {text!r}.")
+        result[key.strip()] = yaml.safe_load(value.strip())
+    return result

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from transferkit.cli._common import backbone_and_data, train_config
+from transferkit.cli._common import backbone_and_data, parse_key_values, train_config
 from transferkit.cli.main import app, merge_config_file
 
 
@@ -19,13 +19,17 @@ def fit(
     weights: str = typer.Option("imagenet", help="imagenet (offline caches only), none, or a .pth/.safetensors file."),
     strategy: str = typer.Option(
         "feature-extraction",
-        help="feature-extraction, fine-tune, partial, discriminative, progressive, lp-ft, sklearn-logreg, sklearn-svm.",
+        help="feature-extraction, fine-tune, partial, discriminative, progressive, lp-ft, sklearn-logreg, "
+        "sklearn-svm, or PEFT: lora, adapter, bitfit, prompt.",
     ),
     groups: Optional[int] = typer.Option(None, help="partial: number of deepest layer groups to train."),
     ratio: Optional[float] = typer.Option(None, help="discriminative/progressive: lr ratio shallowest/deepest group."),
     epochs_per_stage: Optional[int] = typer.Option(None, help="progressive: epochs before the next group unfreezes."),
     probe_epochs: Optional[int] = typer.Option(None, help="lp-ft: epochs of linear probing."),
     ft_lr_scale: Optional[float] = typer.Option(None, help="lp-ft: lr multiplier of the fine-tuning stage."),
+    peft_options: Optional[str] = typer.Option(
+        None, help="lora/adapter/prompt options as key=value,... e.g. r=4,alpha=8 (lora), reduction=16, pad=8."
+    ),
     head: str = typer.Option("linear", help="linear or mlp."),
     head_dropout: float = typer.Option(0.0, help="Dropout before the head's last Linear."),
     head_hidden: int = typer.Option(512, help="mlp head: hidden width."),
@@ -71,6 +75,7 @@ def fit(
     from transferkit.api import train_classifier
 
     p = merge_config_file(ctx, dict(ctx.params), config)
+    p["peft_options"] = parse_key_values(p.get("peft_options"))
     bb, dataset = backbone_and_data(p)
     head_options = (
         {"dropout": p["head_dropout"]}

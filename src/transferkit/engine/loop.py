@@ -169,6 +169,10 @@ class _Trainer:
             return None, "no cache: Mixup/CutMix mix images, so frozen outputs change every step"
         if self.config.train_bn and any(True for g in self.groups[:frozen] for _ in g.batchnorms()):
             return None, "no cache: train_bn lets frozen BatchNorm statistics change"
+        trainable_below = any(p.requires_grad for g in self.groups[:frozen] for p in g.parameters())
+        in_groups = {id(p) for g in self.groups for p in g.parameters()}
+        if trainable_below or any(p.requires_grad for p in self.raw.backbone.parameters() if id(p) not in in_groups):
+            return None, "no cache: parameters inside the frozen part train (PEFT)"
         if frozen < num_groups and self.raw.backbone.split(frozen) is None:
             return None, f"no cache: {self.raw.backbone.name} cannot be cut after group {frozen} (runs whole)"
         key = None if frozen == num_groups else frozen
@@ -212,7 +216,11 @@ class _Trainer:
     def setup_stage(self, stage: Stage, steps_per_epoch: int) -> tuple[nn.Module, Any, Any]:
         set_trainable(self.groups, stage.num_trainable(len(self.groups)))
         self.raw.head.requires_grad_(True)
-        optimizer = build_optimizer(param_groups(self.groups, self.raw.head, stage, self.config), self.config)
+        self.strategy.configure_trainable(self.raw)
+        in_groups = {id(p) for g in self.groups for p in g.parameters()}
+        extra = [p for p in self.raw.backbone.parameters() if id(p) not in in_groups]
+        groups = param_groups(self.groups, self.raw.head, stage, self.config, extra)
+        optimizer = build_optimizer(groups, self.config)
         scheduler = build_scheduler(optimizer, self.config, stage.end - stage.start, steps_per_epoch)
         module = self.fabric.setup_module(self.raw)
         optimizer = self.fabric.setup_optimizers(optimizer)
@@ -336,6 +344,7 @@ def fit(
     """
     config = config or TrainConfig()
     fabric = fabric or make_fabric(config)
+    strategy.prepare(model)
     out_path = run_dir.prepare(out) if out is not None and fabric.is_global_zero else (Path(out) if out else None)
     trainer = _Trainer(model, strategy, train, val, config, fabric, out_path, train_views)
     history: list[dict[str, Any]] = []
@@ -353,7 +362,10 @@ def fit(
             out_path,
             {
                 "train": config.to_dict(),
-                "strategy": {"name": strategy.name, **vars(strategy)},
+                "strategy": {
+                    "name": strategy.name,
+                    **{k: v for k, v in vars(strategy).items() if not k.startswith("_")},
+                },
                 "model": model.spec(),
                 **(run_config or {}),
             },

@@ -34,6 +34,7 @@ class TransferModel(nn.Module):
         self.classes = list(classes)
         self.head_spec = dict(head_spec)
         self.data_config = data_config or backbone.data_config
+        self.peft: list[dict[str, Any]] = []  # PEFT methods applied, in order (see transferkit.peft)
 
     def forward(self, inputs: Tensor, from_features: bool = False, from_split: int | None = None) -> Tensor:
         if from_features:
@@ -60,6 +61,7 @@ class TransferModel(nn.Module):
                 "std": list(dc.std),
                 "interpolation": dc.interpolation,
             },
+            "peft": [dict(p) for p in self.peft],
         }
 
     def save(self, path: str | Path) -> None:
@@ -101,5 +103,11 @@ def load_model(path: str | Path) -> TransferModel:
     model = build_model(
         spec["backbone"], len(spec["classes"]), spec["classes"], head.pop("name"), weights=None, data_config=dc, **head
     )
+    if spec.get("peft"):
+        from transferkit.peft import apply_peft
+
+        for method in spec["peft"]:
+            options = dict(method)
+            apply_peft(model, options.pop("name"), **options)
     model.load_state_dict(payload["state_dict"] if "state_dict" in payload else payload["model"])
     return model.eval()

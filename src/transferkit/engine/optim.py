@@ -21,11 +21,22 @@ def _split_decay(params: list[nn.Parameter]) -> tuple[list[nn.Parameter], list[n
     return [p for p in params if p.ndim > 1], [p for p in params if p.ndim <= 1]
 
 
-def param_groups(groups: list[LayerGroup], head: nn.Module, stage: Stage, config: TrainConfig) -> list[dict]:
-    """One optimizer group per trainable layer group (and per decay/no-decay), with its learning rate."""
+def param_groups(
+    groups: list[LayerGroup],
+    head: nn.Module,
+    stage: Stage,
+    config: TrainConfig,
+    extra: list[nn.Parameter] | None = None,
+) -> list[dict]:
+    """One optimizer group per trainable layer group (and per decay/no-decay), with its learning rate.
+
+    ``extra``: parameters outside the layer groups and the head (PEFT modules), at the head's rate.
+    """
     result = []
     entries = [(f"group{i}", list(g.parameters()), stage.scale(i)) for i, g in enumerate(groups)]
     entries.append(("head", list(head.parameters()), stage.head_lr_scale))
+    if extra:
+        entries.append(("extra", list(extra), stage.head_lr_scale))
     for name, params, scale in entries:
         params = [p for p in params if p.requires_grad]
         decay, no_decay = _split_decay(params)

@@ -6,6 +6,7 @@ from transferkit.strategies import (  # noqa: F401  (registration)
     fine_tuning,
     lp_ft,
     partial,
+    peft,
     progressive_unfreezing,
 )
 from transferkit.strategies.base import Stage, Strategy, create_strategy, strategies

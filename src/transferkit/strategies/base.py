@@ -12,6 +12,8 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
+from torch import nn
+
 from transferkit.errors import ConfigError
 from transferkit.registry import Registry
 
@@ -47,6 +49,12 @@ class Strategy(ABC):
 
     @abstractmethod
     def explain(self) -> str: ...
+
+    def prepare(self, model: nn.Module) -> None:  # noqa: B027  (optional hook)
+        """Change the model's structure before training (PEFT modules); most strategies do not."""
+
+    def configure_trainable(self, model: nn.Module) -> None:  # noqa: B027  (optional hook)
+        """Adjust ``requires_grad`` after a stage froze/unfroze its layer groups (e.g. BitFit's biases)."""
 
     def stage_at(self, epoch: int, epochs: int, num_groups: int) -> tuple[int, Stage]:
         stages = self.stages(epochs, num_groups)

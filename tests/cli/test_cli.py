@@ -153,3 +153,32 @@ def test_bad_peft_options_are_a_one_line_error(image_folder, tmp_path):
     args = ["fit", str(image_folder), *TINY, "--strategy", "lora", "--peft-options", "r"]
     result = runner.invoke(app, [*args, "--out", str(tmp_path / "x")])
     assert result.exit_code != 0 and "key=value" in str(result.exception)
+
+
+def test_adapt_runs_source_only_and_a_method_and_reports_target_accuracy(image_folder, tmp_path):
+    from ..conftest import write_class_images
+
+    target = write_class_images(tmp_path / "target", per_class=6, seed=5)
+    out = tmp_path / "adapt"
+    args = ["adapt", str(image_folder), str(target), "--method", "coral", *NET[:4], "--image-size", "32"]
+    result = runner.invoke(app, [*args, "--epochs", "2", "--batch-size", "8", "--bottleneck", "16", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "source-only" in result.output and "coral" in result.output and "oracle" in result.output
+    runs = yaml.safe_load((out / "results.json").read_text())["runs"]
+    assert [r["method"] for r in runs] == ["source-only", "coral"] and runs[1]["target_acc"] is not None
+    assert (out / "coral.pt").is_file()
+
+
+def test_adapt_to_an_unlabelled_flat_folder(image_folder, tmp_path):
+    import shutil
+
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    for i, path in enumerate(sorted(image_folder.rglob("*.png"))[:10]):
+        shutil.copy(path, flat / f"{i}.png")
+    args = ["adapt", str(image_folder), str(flat), "--method", "dann", *NET[:4], "--image-size", "32"]
+    out = tmp_path / "a"
+    result = runner.invoke(app, [*args, "--epochs", "1", "--batch-size", "8", "--bottleneck", "8", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "unlabelled" in result.output
+    assert yaml.safe_load((out / "results.json").read_text())["runs"][1]["target_acc"] is None

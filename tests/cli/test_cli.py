@@ -182,3 +182,16 @@ def test_adapt_to_an_unlabelled_flat_folder(image_folder, tmp_path):
     assert result.exit_code == 0, result.output
     assert "unlabelled" in result.output
     assert yaml.safe_load((out / "results.json").read_text())["runs"][1]["target_acc"] is None
+
+
+def test_fewshot_reports_accuracy_with_a_confidence_interval(tmp_path):
+    from ..conftest import write_class_images
+
+    data = write_class_images(tmp_path / "d", classes=("a", "b", "c", "d"), per_class=6)
+    args = ["fewshot", str(data), "--way", "2", "--shot", "1,2", "--query", "3", "--novel", "2"]
+    opts = ["--methods", "simpleshot,protonet", "--episodes", "10", "--meta-episodes", "5", *NET[:4]]
+    result = runner.invoke(app, [*args, *opts, "--image-size", "32", "--out", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    assert "2-way 1-shot simpleshot" in result.output and "±" in result.output
+    rows = yaml.safe_load((tmp_path / "o" / "results.json").read_text())
+    assert {(r["method"], r["shot"]) for r in rows} == {(m, s) for m in ("simpleshot", "protonet") for s in (1, 2)}

@@ -13,9 +13,7 @@ from transferkit.cli.main import app
 @app.command()
 def adapt(
     source: Path = typer.Argument(..., help="Labelled source images: class sub-folders (or train/ val/)."),
-    target: Path = typer.Argument(
-        ..., help="Target images: flat folder, or class sub-folders (labels only reported)."
-    ),
+    target: Path = typer.Argument(..., help="Target images: flat folder, or class sub-folders (labels only reported)."),
     method: str = typer.Option("dann", help="Comma-separated: dan, coral, dann, cdan, adda (source-only always runs)."),
     backbone: str = typer.Option("efficientnet_lite0"),
     weights: str = typer.Option("imagenet"),

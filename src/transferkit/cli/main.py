@@ -42,7 +42,7 @@ def merge_config_file(ctx: typer.Context, params: dict[str, Any], config_file: P
 
 
 def _register() -> None:
-    from transferkit.cli import adapt, compare, demo, extract, fit, info, lr_find, predict, rank  # noqa: F401
+    from transferkit.cli import adapt, compare, demo, extract, fewshot, fit, info, lr_find, predict, rank  # noqa: F401
 
 
 def main() -> None:

@@ -1,0 +1,111 @@
+"""MAML (Finn et al., ICML 2017), first-order, and Reptile (Nichol et al., 2018): meta-learn the
+*initialisation* of a small network on pretrained features so that a few SGD steps on a new
+episode's support set give a good classifier.
+
+The network is ``Linear → ReLU → Linear(way)``; its output units are shared across episodes
+whose labels are freshly permuted, so the initialisation cannot memorise base classes.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call
+from torch.nn import functional as F
+
+from transferkit.fewshot.base import FewShotMethod, fewshot_methods, normalize
+from transferkit.fewshot.episodes import EpisodeSampler
+
+
+class _MetaInit(FewShotMethod):
+    episodic = True
+
+    def __init__(
+        self,
+        in_features: int,
+        hidden: int = 256,
+        way: int = 5,
+        inner_steps: int = 10,
+        inner_lr: float = 0.1,
+        scale: float = 10.0,
+    ) -> None:
+        super().__init__(in_features)
+        self.net = nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU(), nn.Linear(hidden, way))
+        self.way, self.inner_steps, self.inner_lr = way, inner_steps, inner_lr
+        self.scale = scale
+
+    def inputs(self, x: Tensor) -> Tensor:
+        """L2-normalised features times ``scale``: unit-norm inputs make SGD steps too small to adapt."""
+        return normalize(x) * self.scale
+
+    def adapt(self, support: Tensor, support_labels: Tensor, steps: int | None = None) -> dict[str, Tensor]:
+        """Parameters after ``steps`` SGD steps on the support set, starting from the meta-learned init."""
+        params = {n: p.detach().clone().requires_grad_(True) for n, p in self.net.named_parameters()}
+        x = self.inputs(support)
+        with torch.enable_grad():
+            for _ in range(self.inner_steps if steps is None else steps):
+                loss = F.cross_entropy(functional_call(self.net, params, (x,)), support_labels)
+                grads = torch.autograd.grad(loss, list(params.values()))
+                params = {
+                    n: (p - self.inner_lr * g).detach().requires_grad_(True) for (n, p), g in zip(params.items(), grads)
+                }
+        return params
+
+    def predict(self, support: Tensor, support_labels: Tensor, query: Tensor, way: int) -> Tensor:
+        if way != self.way:
+            raise ValueError(f"{self.name} was built for {self.way}-way episodes, got {way}-way.")
+        params = self.adapt(support, support_labels)
+        with torch.no_grad():
+            return functional_call(self.net, params, (self.inputs(query),))
+
+
+@fewshot_methods.register("maml")
+class FOMAML(_MetaInit):
+    """First-order MAML: the outer gradient is the query-loss gradient at the adapted parameters."""
+
+    name = "maml"
+
+    def meta_train(self, sampler: EpisodeSampler, episodes: int, lr: float = 1e-3) -> list[float]:
+        optimizer = torch.optim.Adam(self.net.parameters(), lr=lr)
+        losses = []
+        for episode in sampler(episodes, start=1_000_000):
+            adapted = self.adapt(episode.support, episode.support_labels)
+            with torch.enable_grad():
+                loss = F.cross_entropy(
+                    functional_call(self.net, adapted, (self.inputs(episode.query),)), episode.query_labels
+                )
+                grads = torch.autograd.grad(loss, list(adapted.values()))
+            optimizer.zero_grad(set_to_none=True)
+            for p, g in zip(self.net.parameters(), grads):
+                p.grad = g.detach()
+            optimizer.step()
+            losses.append(float(loss.detach()))
+        return losses
+
+
+@fewshot_methods.register("reptile")
+class Reptile(_MetaInit):
+    """Reptile: move the initialisation towards the parameters adapted to each episode,
+    ``θ ← θ + ε (φ - θ)``, with ``ε`` = ``lr`` × 100 annealed linearly to 0."""
+
+    name = "reptile"
+
+    def meta_train(self, sampler: EpisodeSampler, episodes: int, lr: float = 1e-3) -> list[float]:
+        losses = []
+        start_eps = min(1.0, lr * 100)
+        for i, episode in enumerate(sampler(episodes, start=1_000_000)):
+            both = torch.cat([episode.support, episode.query])
+            labels = torch.cat([episode.support_labels, episode.query_labels])
+            adapted = self.adapt(both, labels)
+            eps = start_eps * (1 - i / max(episodes, 1))
+            with torch.no_grad():
+                for name, p in self.net.named_parameters():
+                    p += eps * (adapted[name] - p)
+                losses.append(
+                    float(
+                        F.cross_entropy(
+                            functional_call(self.net, adapted, (self.inputs(episode.query),)), episode.query_labels
+                        )
+                    )
+                )
+        return losses

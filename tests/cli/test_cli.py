@@ -195,3 +195,15 @@ def test_fewshot_reports_accuracy_with_a_confidence_interval(tmp_path):
     assert "2-way 1-shot simpleshot" in result.output and "±" in result.output
     rows = yaml.safe_load((tmp_path / "o" / "results.json").read_text())
     assert {(r["method"], r["shot"]) for r in rows} == {(m, s) for m in ("simpleshot", "protonet") for s in (1, 2)}
+
+
+def test_zeroshot_reports_unseen_class_accuracy(tmp_path):
+    from ..conftest import write_class_images
+
+    data = write_class_images(tmp_path / "d", classes=("r", "g", "b", "r2"), per_class=5)
+    table = tmp_path / "attr.csv"
+    table.write_text("class,red,green,blue\nr,1,0,0\ng,0,1,0\nb,0,0,1\nr2,1,0,0\n")
+    args = ["zeroshot", str(data), "--attributes", str(table), "--unseen", "b,r2", *NET[:4], "--image-size", "32"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "eszsl:" in result.output and "dap:" in result.output and "chance 0.5000" in result.output

@@ -42,7 +42,19 @@ def merge_config_file(ctx: typer.Context, params: dict[str, Any], config_file: P
 
 
 def _register() -> None:
-    from transferkit.cli import adapt, compare, demo, extract, fewshot, fit, info, lr_find, predict, rank  # noqa: F401
+    from transferkit.cli import (  # noqa: F401
+        adapt,
+        compare,
+        demo,
+        extract,
+        fewshot,
+        fit,
+        info,
+        lr_find,
+        predict,
+        rank,
+        zeroshot,
+    )
 
 
 def main() -> None:

@@ -1,0 +1,70 @@
+"""Grad-CAM points at the evidence; CKA has its invariances; probes and t-SNE run on real pipelines."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from transferkit.interpret import grad_cam, linear_cka, plot_embedding, probe_layers
+from transferkit.interpret.gradcam import _as_maps, default_target_layer
+
+from ..engine.helpers import tiny_data
+
+
+def _bright_detector() -> nn.Module:
+    """Class 0's logit is the mean brightness seen by one conv channel; class 1's its negative."""
+    conv = nn.Conv2d(3, 2, 3, padding=1)
+    with torch.no_grad():
+        conv.weight.zero_()
+        conv.weight[0, :, 1, 1] = 1.0
+        conv.bias.zero_()
+        fc = nn.Linear(2, 2)
+        fc.weight.copy_(torch.tensor([[1.0, 0.0], [-1.0, 0.0]]))
+        fc.bias.zero_()
+    return nn.Sequential(conv, nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), fc)
+
+
+def test_grad_cam_peaks_where_the_class_evidence_is():
+    model = _bright_detector()
+    image = torch.zeros(1, 3, 32, 32)
+    image[..., 4:12, 20:28] = 1.0  # a bright square, top right
+    assert default_target_layer(model, 32) == "1"  # the ReLU after the conv: deepest spatial output
+    cam, classes = grad_cam(model, image, target_class=0)
+    assert classes.tolist() == [0] and cam.shape == (1, 32, 32)
+    inside, outside = cam[0, 4:12, 20:28].mean(), cam[0, 16:, :16].mean()
+    assert inside > 0.8 and outside < 0.05
+
+
+def test_vit_tokens_become_a_patch_grid():
+    tokens = torch.randn(2, 1 + 49, 16)
+    maps = _as_maps(tokens)
+    assert maps.shape == (2, 16, 7, 7) and torch.equal(maps[:, :, 0, 0], tokens[:, 1])
+
+
+def test_grad_cam_on_a_real_backbone_and_vit():
+    from transferkit.backbones import create_backbone
+    from transferkit.engine.model import build_model
+
+    for name, size in (("timm:resnet18", 64), ("timm:vit_tiny_patch16_224", 224)):
+        model = build_model(create_backbone(name, weights=None), 3)
+        cam, _ = grad_cam(model, torch.rand(2, 3, size, size))
+        assert cam.shape == (2, size, size) and float(cam.max()) <= 1.0 + 1e-6
+
+
+def test_linear_cka_is_one_for_the_same_representation_and_invariant_to_rotation_and_scale():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(100, 10, generator=g)
+    q, _ = torch.linalg.qr(torch.randn(10, 10, generator=g))
+    assert linear_cka(x, x) == pytest.approx(1.0)
+    assert linear_cka(x, 3.0 * x @ q) == pytest.approx(1.0)
+    assert linear_cka(x, torch.randn(100, 10, generator=g)) < 0.3
+
+
+def test_per_layer_probes_find_the_classes_at_every_depth(tmp_path):
+    backbone, data = tiny_data(n_per_class=12)
+    curve = probe_layers(backbone, data.train_eval)
+    assert len(curve) == len(backbone.layer_groups())
+    assert all(0.5 < acc <= 1.0 for _, acc in curve), curve  # 3 separable classes: chance is 0.33
+    features = np.random.default_rng(0).normal(size=(30, 5))
+    path = plot_embedding(features, np.arange(30) % 3, ["a", "b", "c"], tmp_path / "tsne.png")
+    assert path.stat().st_size > 0

@@ -207,3 +207,13 @@ def test_zeroshot_reports_unseen_class_accuracy(tmp_path):
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "eszsl:" in result.output and "dap:" in result.output and "chance 0.5000" in result.output
+
+
+def test_continual_prints_matrices_and_forgetting(tmp_path):
+    from ..conftest import write_class_images
+
+    data = write_class_images(tmp_path / "d", classes=("a", "b", "c", "d"), per_class=8)
+    args = ["continual", str(data), "--tasks", "2", "--methods", "finetune,replay", "--epochs", "2", *NET[:4]]
+    result = runner.invoke(app, [*args, "--image-size", "32"])
+    assert result.exit_code == 0, result.output
+    assert "accuracy matrix" in result.output and "forgetting" in result.output and "replay" in result.output

@@ -45,6 +45,7 @@ def _register() -> None:
     from transferkit.cli import (  # noqa: F401
         adapt,
         compare,
+        continual,
         demo,
         extract,
         fewshot,

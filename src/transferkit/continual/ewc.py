@@ -1,0 +1,49 @@
+"""EWC (Kirkpatrick et al., PNAS 2017): after each task, the diagonal Fisher information
+``F_i = E[(∂ log p(y|x) / ∂θ_i)²]`` marks how much each weight matters; later tasks pay
+``λ/2 Σ_i F_i (θ_i − θ*_i)²`` for moving it (online EWC: Fishers accumulate over tasks)."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from transferkit.continual.base import ContinualMethod, continual_methods
+
+
+@continual_methods.register("ewc")
+class EWC(ContinualMethod):
+    name = "ewc"
+
+    def __init__(self, lam: float = 100.0, samples: int = 512) -> None:
+        self.lam, self.samples = lam, samples
+        self.fisher: dict[str, Tensor] = {}
+        self.anchor: dict[str, Tensor] = {}
+
+    def penalty(self, model: nn.Module) -> Tensor | float:
+        if not self.fisher:
+            return 0.0
+        total = 0.0
+        for name, p in model.named_parameters():
+            if name in self.fisher:
+                total = total + (self.fisher[name] * (p - self.anchor[name]).pow(2)).sum()
+        return 0.5 * self.lam * total
+
+    def loss(self, model: nn.Module, x: Tensor, logits: Tensor) -> Tensor | float:
+        return self.penalty(model)
+
+    def after_task(self, model: nn.Module, x: Tensor, y: Tensor, task: int) -> None:
+        """Empirical Fisher: squared per-sample gradients of the log-likelihood of the true label."""
+        fisher = {n: torch.zeros_like(p) for n, p in model.named_parameters() if p.requires_grad}
+        model.eval()
+        n = min(len(x), self.samples)
+        for i in range(n):
+            model.zero_grad(set_to_none=True)
+            F.cross_entropy(model(x[i : i + 1]), y[i : i + 1]).backward()
+            for name, p in model.named_parameters():
+                if p.grad is not None:
+                    fisher[name] += p.grad.detach().pow(2) / n
+        model.zero_grad(set_to_none=True)
+        for name, value in fisher.items():
+            self.fisher[name] = self.fisher.get(name, torch.zeros_like(value)) + value
+        self.anchor = {name: p.detach().clone() for name, p in model.named_parameters() if name in fisher}

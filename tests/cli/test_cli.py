@@ -217,3 +217,27 @@ def test_continual_prints_matrices_and_forgetting(tmp_path):
     result = runner.invoke(app, [*args, "--image-size", "32"])
     assert result.exit_code == 0, result.output
     assert "accuracy matrix" in result.output and "forgetting" in result.output and "replay" in result.output
+
+
+def test_advise_prints_a_strategy_and_its_reasons(image_folder):
+    result = runner.invoke(app, ["advise", str(image_folder), *NET[:4], "--image-size", "32"])
+    assert result.exit_code == 0, result.output
+    assert "recommended strategy:" in result.output and "linear probe" in result.output
+
+
+def test_multisource_combines_backbones(image_folder):
+    args = ["multisource", str(image_folder), "--backbones", "resnet18,tv:resnet18", "--weights", "none"]
+    result = runner.invoke(app, [*args, "--mode", "concat", "--image-size", "32"])
+    assert result.exit_code == 0, result.output
+    assert "cross-validated accuracy" in result.output
+
+
+def test_distill_a_fitted_teacher_into_a_student(fitted, image_folder, tmp_path):
+    from transferkit.engine.model import load_model
+
+    out = tmp_path / "student.pt"
+    args = ["distill", str(fitted / "best.pt"), str(image_folder), "--student", "resnet18", "--weights", "none"]
+    result = runner.invoke(app, [*args, "--epochs", "1", "--batch-size", "8", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "agreement with teacher" in result.output
+    assert load_model(out).classes == load_model(fitted / "best.pt").classes

@@ -44,14 +44,17 @@ def merge_config_file(ctx: typer.Context, params: dict[str, Any], config_file: P
 def _register() -> None:
     from transferkit.cli import (  # noqa: F401
         adapt,
+        advise,
         compare,
         continual,
         demo,
+        distill,
         extract,
         fewshot,
         fit,
         info,
         lr_find,
+        multisource,
         predict,
         rank,
         zeroshot,

@@ -49,6 +49,7 @@ def _register() -> None:
         continual,
         demo,
         distill,
+        export,
         extract,
         fewshot,
         fit,
@@ -57,6 +58,7 @@ def _register() -> None:
         multisource,
         predict,
         rank,
+        serve,
         zeroshot,
     )
 

@@ -8,8 +8,10 @@ pixels are refused before decoding (decompression bombs).
 
 from __future__ import annotations
 
+import io
 import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -63,7 +65,7 @@ def _check_size(width: int, height: int, max_pixels: int) -> None:
         )
 
 
-def _read_tiff(path: Path, max_pixels: int) -> np.ndarray:
+def _read_tiff(path: Path | BinaryIO, max_pixels: int) -> np.ndarray:
     import tifffile
 
     with tifffile.TiffFile(path) as tif:
@@ -75,7 +77,7 @@ def _read_tiff(path: Path, max_pixels: int) -> np.ndarray:
         return page.asarray()
 
 
-def _read_pillow(path: Path, max_pixels: int) -> np.ndarray:
+def _read_pillow(path: Path | BinaryIO, max_pixels: int) -> np.ndarray:
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         with Image.open(path) as image:
@@ -88,26 +90,42 @@ def _read_pillow(path: Path, max_pixels: int) -> np.ndarray:
             return np.asarray(image.convert("RGB"))
 
 
-def load_image(path: str | Path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Tensor:
-    """Decode ``path`` to a (3, H, W) float32 tensor in [0, 1].
+TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
+
+
+def load_image(source: str | Path | bytes, max_pixels: int = DEFAULT_MAX_PIXELS, name: str | None = None) -> Tensor:
+    """Decode a file (or the bytes of one) to a (3, H, W) float32 tensor in [0, 1].
+
+    Args:
+        source: Path, or the encoded bytes (e.g. an HTTP upload).
+        max_pixels: Decompression-bomb guard, checked from the header before decoding.
+        name: What to call the image in errors (default: the path, or ``<bytes>``).
 
     Raises:
         BadImageError: the file is missing, corrupt, truncated, too large or of an unusable layout;
-            the message names the file and the reason.
+            the message names the file and the reason. No other exception escapes for bad content.
     """
-    path = Path(path)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        label = Path(name or "<bytes>")
+        handle: Path | BinaryIO = io.BytesIO(data)
+        is_tiff = data[:4] in TIFF_MAGIC
+    else:
+        label = handle = Path(source)
+        is_tiff = label.suffix.lower() in (".tif", ".tiff")
     try:
-        if path.suffix.lower() in (".tif", ".tiff"):
-            array = _read_tiff(path, max_pixels)
-        else:
-            array = _read_pillow(path, max_pixels)
+        array = _read_tiff(handle, max_pixels) if is_tiff else _read_pillow(handle, max_pixels)
         array = _to_three_channels(_to_unit_float(np.asarray(array)))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise BadImageError(path, f"decompression-bomb guard: {exc}") from None
+        raise BadImageError(label, f"decompression-bomb guard: {exc}") from None
     except UnidentifiedImageError:
-        raise BadImageError(path, "not an image Pillow can identify (corrupt, or another file type)") from None
+        raise BadImageError(label, "not an image Pillow can identify (corrupt, or another file type)") from None
     except FileNotFoundError:
-        raise BadImageError(path, "file not found") from None
+        raise BadImageError(label, "file not found") from None
     except (OSError, ValueError, SyntaxError, EOFError, KeyError, IndexError) as exc:
-        raise BadImageError(path, f"{exc}") from None
+        raise BadImageError(label, f"{exc}") from None
+    except MemoryError:
+        raise BadImageError(label, "decoding needs more memory than is available") from None
+    except Exception as exc:  # noqa: BLE001 - malformed files reach odd corners of decoders
+        raise BadImageError(label, f"decoder error ({type(exc).__name__}: {exc})") from None
     return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))

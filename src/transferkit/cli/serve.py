@@ -1,0 +1,34 @@
+"""``transferkit serve MODEL``: HTTP prediction service (FastAPI + uvicorn)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from transferkit.cli.main import app
+
+
+@app.command()
+def serve(
+    model: Path = typer.Argument(..., help="A trained model (best.pt / model.pt)."),
+    host: str = typer.Option("127.0.0.1", help="Address to bind (0.0.0.0 exposes it to the network)."),
+    port: int = typer.Option(8000),
+    top_k: int = typer.Option(3),
+    max_bytes: int = typer.Option(20 * 2**20, help="Largest accepted upload."),
+    max_pixels: int = typer.Option(40_000_000, help="Decompression-bomb guard."),
+    threads: int = typer.Option(0, help="torch CPU threads (0: PyTorch's default)."),
+) -> None:
+    """Serve GET /health and POST /predict (multipart 'file' field, or a raw image/* body)."""
+    import torch
+
+    from transferkit.errors import ConfigError
+    from transferkit.serve import create_app
+
+    try:
+        import uvicorn
+    except ImportError:
+        raise ConfigError("Serving needs uvicorn: pip install 'transferkit[serve]'.") from None
+    if threads:
+        torch.set_num_threads(threads)
+    uvicorn.run(create_app(model, top_k, max_bytes, max_pixels), host=host, port=port, log_level="warning")

@@ -1,0 +1,104 @@
+"""A small HTTP prediction service (FastAPI): ``transferkit serve MODEL``.
+
+- ``GET /health``: model name, classes, input size.
+- ``POST /predict``: one image, either as a multipart upload (field ``file``) or as the raw
+  request body with an ``image/*`` content type; returns the top-k classes and probabilities.
+
+Input validation: uploads larger than ``max_bytes`` → 413; content types other than images
+→ 415; decompression bombs (more than ``max_pixels`` announced in the header) → 413; corrupt
+or unreadable images → 422. The model runs under ``inference_mode``; requests are served
+one at a time per worker (``torch.set_num_threads`` decides the CPU parallelism inside).
+"""
+
+# no "from __future__ import annotations": FastAPI must see the real Request annotation
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from transferkit.errors import BadImageError, ConfigError
+
+DEFAULT_MAX_BYTES = 20 * 2**20
+DEFAULT_SERVE_PIXELS = 40_000_000
+
+
+def create_app(
+    model: str | Path | torch.nn.Module,
+    top_k: int = 3,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    max_pixels: int = DEFAULT_SERVE_PIXELS,
+):
+    """The FastAPI application serving ``model`` (a :class:`TransferModel` or a saved one's path)."""
+    try:
+        from fastapi import FastAPI, HTTPException, Request
+    except ImportError:
+        raise ConfigError("Serving needs FastAPI and uvicorn: pip install 'transferkit[serve]'.") from None
+
+    from transferkit.data.images import load_image
+    from transferkit.data.transforms import build_transforms
+    from transferkit.engine.model import load_model
+
+    net = load_model(model) if isinstance(model, (str, Path)) else model
+    net.eval()
+    dc = net.data_config
+    transform = build_transforms("none", dc.input_size, dc.mean, dc.std, train=False, interpolation=dc.interpolation)
+    k = min(top_k, len(net.classes))
+    app = FastAPI(title="transferkit", description=f"{net.spec()['backbone']} classifier")
+
+    @app.get("/health")
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "backbone": net.spec()["backbone"], "classes": net.classes, "input_size": dc.input_size}
+
+    async def _read_body(request: Request) -> tuple[bytes, str]:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > max_bytes + 4096:
+            raise HTTPException(413, f"Upload of {int(declared):,} bytes exceeds the limit of {max_bytes:,} bytes.")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > max_bytes + 4096:  # multipart framing overhead allowed
+                raise HTTPException(413, f"Upload exceeds the limit of {max_bytes:,} bytes.")
+        # what Starlette's own Request.body() does, so that request.form() parses this body
+        request._body = bytes(body)
+        return bytes(body), request.headers.get("content-type", "")
+
+    @app.post("/predict")
+    async def predict(request: Request) -> dict[str, Any]:
+        body, content_type = await _read_body(request)
+        name = "upload"
+        if content_type.startswith("multipart/form-data"):
+            form = await request.form()
+            upload = form.get("file")
+            if upload is None or not hasattr(upload, "read"):
+                raise HTTPException(422, "Send the image in a multipart field named 'file'.")
+            name = upload.filename or name
+            upload_type = upload.content_type or ""
+            data = await upload.read()
+            if upload_type and not upload_type.startswith("image/") and upload_type != "application/octet-stream":
+                raise HTTPException(415, f"Expected an image, got content type {upload_type!r}.")
+        elif content_type.startswith("image/") or content_type == "application/octet-stream":
+            data = body
+        else:
+            raise HTTPException(415, f"Expected an image/* body or a multipart upload, got {content_type!r}.")
+        if len(data) > max_bytes:
+            raise HTTPException(413, f"Image of {len(data):,} bytes exceeds the limit of {max_bytes:,} bytes.")
+        if not data:
+            raise HTTPException(422, "The upload is empty.")
+        try:
+            image = load_image(data, max_pixels=max_pixels, name=name)
+        except BadImageError as exc:
+            status = 413 if "decompression-bomb" in exc.reason else 422
+            raise HTTPException(status, str(exc)) from None
+        with torch.inference_mode():
+            probs = net(transform(image).unsqueeze(0)).float().softmax(1)[0]
+        values, indices = probs.topk(k)
+        return {
+            "file": name,
+            "predictions": [
+                {"class": net.classes[i], "probability": round(float(v), 6)}
+                for v, i in zip(values.tolist(), indices.tolist())
+            ],
+        }
+
+    return app

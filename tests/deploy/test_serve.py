@@ -1,0 +1,77 @@
+"""The HTTP service: predictions for good images, the right status code for every bad input."""
+
+import io
+import zlib
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from transferkit.engine.model import build_model
+
+from ..conftest import make_tiny_backbone
+
+pytest.importorskip("fastapi")
+pytest.importorskip("httpx")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from transferkit.serve import create_app  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def client():
+    torch.manual_seed(0)
+    model = build_model(make_tiny_backbone(), 3, ["a", "b", "c"])
+    return TestClient(create_app(model, top_k=2, max_bytes=50_000, max_pixels=100_000))
+
+
+def _png(size=(20, 16)) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray((np.random.default_rng(0).random((*size, 3)) * 255).astype(np.uint8)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_health_names_the_classes(client):
+    assert client.get("/health").json()["classes"] == ["a", "b", "c"]
+
+
+def test_multipart_and_raw_uploads_predict_top_k(client):
+    multipart = client.post("/predict", files={"file": ("x.png", _png(), "image/png")})
+    raw = client.post("/predict", content=_png(), headers={"content-type": "image/png"})
+    for response in (multipart, raw):
+        assert response.status_code == 200, response.text
+        predictions = response.json()["predictions"]
+        assert len(predictions) == 2 and {p["class"] for p in predictions} <= {"a", "b", "c"}
+        assert sum(p["probability"] for p in predictions) <= 1.0 + 1e-6
+    assert multipart.json()["predictions"] == raw.json()["predictions"]
+
+
+def test_oversized_upload_is_413(client):
+    response = client.post("/predict", content=b"\x89PNG" + b"0" * 60_000, headers={"content-type": "image/png"})
+    assert response.status_code == 413
+
+
+def test_non_image_content_type_is_415(client):
+    assert client.post("/predict", content=b"{}", headers={"content-type": "application/json"}).status_code == 415
+    files = {"file": ("x.txt", b"hello", "text/plain")}
+    assert client.post("/predict", files=files).status_code == 415
+
+
+def test_corrupt_image_is_422_with_the_reason(client):
+    response = client.post("/predict", content=_png()[:40], headers={"content-type": "image/png"})
+    assert response.status_code == 422 and "Cannot read image" in response.json()["detail"]
+
+
+def test_decompression_bomb_is_413_before_decoding(client):
+    # a tiny PNG whose header claims 10,000 × 10,000 pixels
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return len(payload).to_bytes(4, "big") + kind + payload + zlib.crc32(kind + payload).to_bytes(4, "big")
+
+    ihdr = (10_000).to_bytes(4, "big") * 2 + bytes([8, 2, 0, 0, 0])
+    bomb = (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 1000)) + chunk(b"IEND", b"")
+    )
+    assert len(bomb) < 200
+    response = client.post("/predict", content=bomb, headers={"content-type": "image/png"})
+    assert response.status_code == 413 and "bomb" in response.json()["detail"]

@@ -163,12 +163,14 @@ def train_classifier(
     out: str | Path | None = None,
     resume: bool = False,
     log=print,
+    report: bool = True,
 ) -> FitResult:
     """Train a classifier on ``data`` with a pretrained backbone and a transfer strategy.
 
     ``strategy`` is a registered strategy (``feature-extraction``, ``fine-tune``, ``partial``,
     ``discriminative``, ``progressive``, ``lp-ft``) or ``sklearn-logreg``/``sklearn-svm``
-    (frozen features → scikit-learn).
+    (frozen features → scikit-learn). With ``out``, the run folder also gets ``report.html`` and
+    ``report.md`` (``report=False`` skips them).
     """
     config = config or TrainConfig()
     torch.manual_seed(config.seed)
@@ -197,7 +199,19 @@ def train_classifier(
             "image_size": data.data_config.input_size,
         }
     }
-    return fit(model, strat, data.train, data.val, config, out, resume, views, run_config=run_config, log=log)
+    result = fit(model, strat, data.train, data.val, config, out, resume, views, run_config=run_config, log=log)
+    if report and result.run_dir is not None and _is_rank_zero():
+        from transferkit.report import fit_report
+
+        html_path, _ = fit_report(result.run_dir, result.model, data, result, strategy)
+        log(f"Report: {html_path} (and report.md)")
+    return result
+
+
+def _is_rank_zero() -> bool:
+    import torch.distributed as dist
+
+    return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
 def _fit_sklearn(model: TransferModel, data: Data, classifier: str, config: TrainConfig, log) -> FitResult:

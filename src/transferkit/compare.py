@@ -46,6 +46,20 @@ def compare_strategies(
         Path(out).mkdir(parents=True, exist_ok=True)
         (Path(out) / "compare.json").write_text(json.dumps(rows, indent=2))
         plot_comparison(rows, Path(out) / "compare.png")
+        from transferkit.report import table_report
+
+        header = list(rows[0])
+        table_report(
+            Path(out),
+            f"transferkit compare: {backbone}",
+            header,
+            [[r[h] for h in header] for r in rows],
+            [
+                "Same split and budget for every strategy; each run's own report is in its sub-folder. "
+                f"{data.summary()}."
+            ],
+            [(Path(out) / "compare.png", "validation accuracy and wall time per strategy")],
+        )
     return rows
 
 

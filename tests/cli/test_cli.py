@@ -167,6 +167,7 @@ def test_adapt_runs_source_only_and_a_method_and_reports_target_accuracy(image_f
     runs = yaml.safe_load((out / "results.json").read_text())["runs"]
     assert [r["method"] for r in runs] == ["source-only", "coral"] and runs[1]["target_acc"] is not None
     assert (out / "coral.pt").is_file()
+    assert "coral" in (out / "report.html").read_text() and (out / "report.md").is_file()
 
 
 def test_adapt_to_an_unlabelled_flat_folder(image_folder, tmp_path):
@@ -241,3 +242,12 @@ def test_distill_a_fitted_teacher_into_a_student(fitted, image_folder, tmp_path)
     assert result.exit_code == 0, result.output
     assert "agreement with teacher" in result.output
     assert load_model(out).classes == load_model(fitted / "best.pt").classes
+
+
+def test_compare_writes_a_report_beside_each_run_report(image_folder, tmp_path):
+    options = "--epochs 1 --batch-size 8 --strategies feature-extraction --no-progress".split()
+    out = tmp_path / "cmp"
+    result = runner.invoke(app, ["compare", str(image_folder), *NET, *options, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "feature-extraction" in (out / "report.html").read_text()
+    assert (out / "feature-extraction" / "report.html").is_file()

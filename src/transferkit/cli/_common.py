@@ -12,6 +12,9 @@ TRAIN_FIELDS = set(TrainConfig.__dataclass_fields__)
 
 
 def backbone_and_data(p: dict[str, Any]) -> tuple[ModelBackbone, Data]:
+    import torch
+
+    torch.manual_seed(p["seed"])  # a randomly initialised backbone (--weights none) is then reproducible
     bb = create_backbone(p["backbone"], weights=p["weights"])
     data = load_data(
         p["data"],

@@ -91,6 +91,20 @@ def adapt(
             }
         )
     (out / "results.json").write_text(json.dumps({"domain_shift": shift, "runs": rows}, indent=2))
+    from transferkit.report import table_report
+
+    header = list(rows[0])
+    table_report(
+        out,
+        f"transferkit adapt: {source.name} → {target.name} ({backbone})",
+        header,
+        [[r[h] if r[h] is not None else "-" for h in header] for r in rows],
+        [
+            "Domain shift of the backbone features: " + ", ".join(f"{k} {v:.4f}" for k, v in shift.items()),
+            "Model selection used source validation data only; target labels, when present, only report accuracy. "
+            "The oracle column picks the best epoch with target labels and is not a usable result.",
+        ],
+    )
     typer.echo(f"\n{'method':12s} {'source val':>10s} {'target':>8s} {'oracle*':>8s} {'seconds':>8s}")
     for r in rows:
         target_acc = "-" if r["target_acc"] is None else f"{r['target_acc']:.4f}"

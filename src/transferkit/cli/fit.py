@@ -54,6 +54,7 @@ def fit(
     cache: str = typer.Option("auto", help="auto: cache frozen-backbone features; off: recompute every epoch."),
     cache_views: int = typer.Option(1, help="Augmented views cached per image (1: un-augmented)."),
     train_bn: bool = typer.Option(False, help="Let frozen BatchNorm layers update their statistics."),
+    loggers: str = typer.Option("", help="Comma-separated experiment trackers: tensorboard, csv, mlflow."),
     preset: str = typer.Option("light", help="Augmentation: none, light, strong, microscopy."),
     auto_augment: str = typer.Option("none", help="none, randaugment, trivialaugment."),
     normalize: Optional[str] = typer.Option(None, help="backbone or dataset mean/std (microscopy default: dataset)."),
@@ -76,6 +77,8 @@ def fit(
 
     p = merge_config_file(ctx, dict(ctx.params), config)
     p["peft_options"] = parse_key_values(p.get("peft_options"))
+    if isinstance(p.get("loggers"), str):
+        p["loggers"] = tuple(x.strip() for x in p["loggers"].split(",") if x.strip())
     bb, dataset = backbone_and_data(p)
     head_options = (
         {"dropout": p["head_dropout"]}

@@ -42,6 +42,7 @@ class TrainConfig:
         cache_max_gb: Largest cache kept in memory; a bigger one is skipped with a message.
         cache_views: Augmented views cached per training image (1: the un-augmented image).
         train_bn: Let frozen BatchNorm layers update running statistics.
+        loggers: Experiment trackers fed every epoch: ``tensorboard``, ``csv``, ``mlflow`` (written in the run folder).
         seed: Seeds data order, augmentation and initialisation; epoch ``e`` reseeds with ``(seed, e)``.
     """
 
@@ -68,6 +69,7 @@ class TrainConfig:
     cache_views: int = 1
     cache_max_gb: float = 4.0
     train_bn: bool = False
+    loggers: tuple[str, ...] = ()
     seed: int = 0
     num_workers: int = 0
     accelerator: str = "auto"
@@ -78,6 +80,7 @@ class TrainConfig:
     channels_last: bool = True
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "loggers", tuple(self.loggers))
         checks = [
             (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
             (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),
@@ -94,6 +97,10 @@ class TrainConfig:
                 f"balance must be none, sampler or loss, got {self.balance!r}",
             ),
             (self.cache in ("auto", "off"), f"cache must be auto or off, got {self.cache!r}"),
+            (
+                set(self.loggers) <= {"tensorboard", "csv", "mlflow"},
+                f"loggers must be among tensorboard, csv, mlflow, got {list(self.loggers)}",
+            ),
             (0 <= self.label_smoothing < 1, f"label_smoothing must be in [0, 1), got {self.label_smoothing}"),
             (self.mixup >= 0 and self.cutmix >= 0, "mixup and cutmix alphas must be >= 0"),
             (self.patience is None or self.patience >= 1, f"patience must be >= 1 or None, got {self.patience}"),
@@ -103,7 +110,9 @@ class TrainConfig:
                 raise ConfigError(message + ".")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        values = asdict(self)
+        values["loggers"] = list(self.loggers)  # plain YAML
+        return values
 
 
 def _cpu_has_native_bf16() -> bool:

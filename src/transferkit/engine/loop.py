@@ -30,6 +30,7 @@ from transferkit.engine.cache import FeatureCache
 from transferkit.engine.checkpoint import atomic_save, load_checkpoint
 from transferkit.engine.config import MONITORS, TrainConfig, frozen_autocast_dtype, resolve_precision
 from transferkit.engine.distributed import dataset_logits
+from transferkit.engine.loggers import log_epoch, log_hyperparams, make_loggers
 from transferkit.engine.metrics import Metrics, classification_metrics
 from transferkit.engine.model import TransferModel
 from transferkit.engine.optim import PER_STEP, build_optimizer, build_scheduler, param_groups
@@ -371,6 +372,8 @@ def fit(
             },
         )
 
+    loggers = make_loggers(config.loggers, out_path) if fabric.is_global_zero else []
+    log_hyperparams(loggers, {"train": config.to_dict(), "strategy": strategy.name})
     # the first epoch is always the best so far, so a fresh run needs no copy yet
     best_state = None
     if history and out_path is not None and (out_path / "best.pt").is_file():
@@ -428,6 +431,7 @@ def fit(
             "cached": level is not None,
         }
         history.append(row)
+        log_epoch(loggers, row)
         improved = best_epoch_of(history, config.monitor) == epoch
         if improved:
             best_state = copy.deepcopy(model.state_dict())
@@ -471,6 +475,8 @@ def fit(
     num_groups = len(trainer.groups)
     best_frozen = num_groups - strategy.stage_at(best_epoch, config.epochs, num_groups)[1].num_trainable(num_groups)
     _, best_metrics, _ = trainer.evaluate(module, level if level is not None and level <= best_frozen else None)
+    for logger in loggers:
+        logger.finalize("success")
     if fabric.is_global_zero and out_path is not None:
         run_dir.plot_curves(out_path, history)
         run_dir.plot_confusion(out_path, best_metrics.confusion, model.classes)

@@ -1,0 +1,264 @@
+"""Run reports: ``report.html`` (self-contained: CSS inline, images as data URIs, no scripts)
+and ``report.md`` (images beside it in ``report_files/``), from one list of sections.
+
+``fit_report`` covers a training run: configuration, data summary with a sample grid,
+learning curves, confusion matrix, per-class metrics, misclassified examples, Grad-CAM
+samples and timing. ``table_report`` serves ``compare`` and ``adapt``.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+CSS = """
+body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
+color:#222}h1{font-size:1.6em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
+table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.25em .6em;text-align:right}
+th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}img{max-width:100%;border:1px solid #eee}
+pre{background:#f7f7f7;padding:.8em;overflow-x:auto}figure{display:inline-block;margin:.3em;text-align:center}
+figcaption{font-size:.8em;color:#555}
+"""
+
+
+@dataclass
+class Report:
+    title: str
+    sections: list[tuple[str, list[tuple[str, Any]]]] = field(default_factory=list)
+
+    def section(self, heading: str) -> list[tuple[str, Any]]:
+        items: list[tuple[str, Any]] = []
+        self.sections.append((heading, items))
+        return items
+
+    def write(self, out: Path) -> tuple[Path, Path]:
+        out.mkdir(parents=True, exist_ok=True)
+        files = out / "report_files"
+        files.mkdir(exist_ok=True)
+        html_parts = [
+            f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(self.title)}</title>"
+            f"<style>{CSS}</style></head><body><h1>{html.escape(self.title)}</h1>"
+        ]
+        md_parts = [f"# {self.title}\n"]
+        counter = 0
+        for heading, items in self.sections:
+            html_parts.append(f"<h2>{html.escape(heading)}</h2>")
+            md_parts.append(f"\n## {heading}\n")
+            for kind, value in items:
+                if kind == "text":
+                    html_parts.append(f"<p>{html.escape(value)}</p>")
+                    md_parts.append(f"{value}\n")
+                elif kind == "code":
+                    html_parts.append(f"<pre>{html.escape(value)}</pre>")
+                    md_parts.append(f"```\n{value}\n```\n")
+                elif kind == "table":
+                    header, rows = value
+                    cells = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+                    body = "".join(
+                        "<tr>" + "".join(f"<td>{html.escape(_fmt(c))}</td>" for c in row) + "</tr>" for row in rows
+                    )
+                    html_parts.append(f"<table><tr>{cells}</tr>{body}</table>")
+                    md_parts.append("| " + " | ".join(map(str, header)) + " |")
+                    md_parts.append("|" + "---|" * len(header))
+                    md_parts.extend("| " + " | ".join(_fmt(c) for c in row) + " |" for row in rows)
+                    md_parts.append("")
+                elif kind == "images":
+                    figures = []
+                    for png, caption in value:
+                        counter += 1
+                        name = f"img{counter:03d}.png"
+                        (files / name).write_bytes(png)
+                        data = base64.b64encode(png).decode()
+                        figures.append(
+                            f"<figure><img src='data:image/png;base64,{data}' alt='{html.escape(caption)}'>"
+                            f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+                        )
+                        md_parts.append(f"![{caption}](report_files/{name})")
+                    html_parts.append("<div>" + "".join(figures) + "</div>")
+                    md_parts.append("")
+        html_parts.append(f"<p><small>transferkit, {time.strftime('%Y-%m-%d %H:%M')}</small></p></body></html>")
+        html_path, md_path = out / "report.html", out / "report.md"
+        html_path.write_text("".join(html_parts))
+        md_path.write_text("\n".join(md_parts) + "\n")
+        return html_path, md_path
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def png_bytes(array: np.ndarray, scale: int = 1) -> bytes:
+    from PIL import Image
+
+    image = Image.fromarray(array)
+    if scale > 1:
+        image = image.resize((image.width * scale, image.height * scale), Image.NEAREST)
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def _display(image: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
+    """Undo the normalisation of a (3, H, W) input for display, in [0, 1]."""
+    m, s = torch.tensor(mean).view(3, 1, 1), torch.tensor(std).view(3, 1, 1)
+    return (image.float().cpu() * s + m).clamp(0, 1)
+
+
+def _uint8(image: torch.Tensor) -> np.ndarray:
+    return (image.permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+
+
+def _file_png(path: Path) -> bytes | None:
+    return path.read_bytes() if path.is_file() else None
+
+
+def fit_report(out: Path, model: Any, data: Any, result: Any, strategy: str, examples: int = 12) -> tuple[Path, Path]:
+    """The report of a ``fit`` run in ``out`` (which already holds curves.png and confusion.png)."""
+    from sklearn.metrics import precision_recall_fscore_support
+
+    from transferkit.interpret import grad_cam, overlay
+
+    report = Report(f"transferkit run: {model.spec()['backbone']} · {strategy}")
+    m = result.metrics
+    report.section("Summary").append(
+        (
+            "table",
+            (
+                ["best epoch", "val accuracy", f"top-{m.top_k}", "macro precision", "macro recall", "macro F1"],
+                [[result.best_epoch + 1, m.accuracy, m.top_k_accuracy, m.precision, m.recall, m.f1]],
+            ),
+        )
+    )
+    config_file = out / "config.yaml"
+    if config_file.is_file():
+        report.section("Configuration").append(("code", config_file.read_text()))
+
+    dc = model.data_config
+    counts = data.splits.counts("train") if data.splits else None
+    val_counts = data.splits.counts("val") if data.splits else None
+    items = report.section("Data")
+    items.append(("text", data.summary()))
+    if counts:
+        items.append(
+            ("table", (["class", "train", "val"], [[c, a, b] for c, a, b in zip(data.classes, counts, val_counts)]))
+        )
+    grid = []
+    for k, name in enumerate(data.classes[:20]):
+        idx = next((i for i in range(len(data.val)) if int(data.val[i][1]) == k), None)
+        if idx is not None:
+            grid.append((png_bytes(_uint8(_display(data.val[idx][0], dc.mean, dc.std))), name))
+    if grid:
+        items.append(("images", grid))
+
+    curves = [(png, cap) for png, cap in ((_file_png(out / "curves.png"), "loss and accuracy per epoch"),) if png]
+    if curves:
+        report.section("Learning curves").append(("images", curves))
+    confusion = _file_png(out / "confusion.png")
+    if confusion:
+        report.section("Confusion matrix").append(("images", [(confusion, "rows: true class, columns: predicted")]))
+
+    # predictions on the validation set, for per-class metrics and the examples below
+    model.eval()
+    images, labels, probs = [], [], []
+    with torch.inference_mode():
+        for start in range(0, len(data.val), 64):
+            batch = [data.val[i] for i in range(start, min(start + 64, len(data.val)))]
+            x = torch.stack([b[0] for b in batch])
+            probs.append(model(x.to(next(model.parameters()).device)).float().softmax(1).cpu())
+            images.append(x)
+            labels += [int(b[1]) for b in batch]
+    probs_t, x_all, y = torch.cat(probs), torch.cat(images), np.array(labels)
+    pred = probs_t.argmax(1).numpy()
+    p, r, f, s = precision_recall_fscore_support(y, pred, labels=range(len(data.classes)), zero_division=0)
+    report.section("Per-class metrics").append(
+        (
+            "table",
+            (
+                ["class", "precision", "recall", "F1", "support"],
+                [[c, float(a), float(b), float(d), int(e)] for c, a, b, d, e in zip(data.classes, p, r, f, s)],
+            ),
+        )
+    )
+    wrong = np.flatnonzero(pred != y)
+    wrong = wrong[np.argsort(-probs_t[wrong, pred[wrong]].numpy())][:examples]  # most confident mistakes first
+    section = report.section("Misclassified examples")
+    if len(wrong):
+        section.append(
+            (
+                "images",
+                [
+                    (
+                        png_bytes(_uint8(_display(x_all[i], dc.mean, dc.std))),
+                        f"true {data.classes[y[i]]} → {data.classes[pred[i]]} ({float(probs_t[i, pred[i]]):.2f})",
+                    )
+                    for i in wrong
+                ],
+            )
+        )
+    else:
+        section.append(("text", "No validation image is misclassified."))
+    chosen = list(wrong[: examples // 2]) + [i for i in range(len(y)) if pred[i] == y[i]][: examples // 2]
+    if chosen:
+        try:
+            cams, _ = grad_cam(model, x_all[chosen].to(next(model.parameters()).device))
+            report.section("Grad-CAM (predicted class)").append(
+                (
+                    "images",
+                    [
+                        (
+                            png_bytes(overlay(_display(x_all[i], dc.mean, dc.std), cams[j])),
+                            f"pred {data.classes[pred[i]]}",
+                        )
+                        for j, i in enumerate(chosen)
+                    ],
+                )
+            )
+        except Exception as exc:  # noqa: BLE001 - a report must not fail on an unusual architecture
+            report.section("Grad-CAM (predicted class)").append(("text", f"Not available: {exc}"))
+    cache = result.extra or {}
+    report.section("Timing").append(
+        (
+            "table",
+            (
+                ["training seconds", "images/s (training)", "frozen-part cache seconds", "epochs run"],
+                [
+                    [
+                        result.train_seconds,
+                        result.images_per_second,
+                        float(cache.get("cache_seconds", 0.0)),
+                        len(result.history),
+                    ]
+                ],
+            ),
+        )
+    )
+    return report.write(out)
+
+
+def table_report(
+    out: Path,
+    title: str,
+    header: list[str],
+    rows: list[list[Any]],
+    notes: Sequence[str] = (),
+    images: Sequence[tuple[Path, str]] = (),
+) -> tuple[Path, Path]:
+    """A short report: one results table, notes, and optional plots (``compare``, ``adapt``)."""
+    report = Report(title)
+    items = report.section("Results")
+    items.append(("table", (header, rows)))
+    for note in notes:
+        items.append(("text", note))
+    pictures = [(p.read_bytes(), caption) for p, caption in images if p.is_file()]
+    if pictures:
+        report.section("Plots").append(("images", pictures))
+    return report.write(out)

@@ -51,6 +51,16 @@ class Registry(Generic[T]):
                 f"No {self.kind} named {name!r}.{hint} Available: {', '.join(self.names())}."
             ) from None
 
+    def create(self, name: str, **options: object) -> object:
+        """Call the factory registered as ``name`` with ``options``; bad options are a ConfigError."""
+        from transferkit.errors import ConfigError
+
+        factory = self.get(name)
+        try:
+            return factory(**options)  # type: ignore[operator]
+        except TypeError as exc:
+            raise ConfigError(f"Bad options for {self.kind} {name!r}: {exc}.") from None
+
     def names(self) -> list[str]:
         return sorted(self._entries)
 

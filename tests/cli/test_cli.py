@@ -251,3 +251,11 @@ def test_compare_writes_a_report_beside_each_run_report(image_folder, tmp_path):
     assert result.exit_code == 0, result.output
     assert "feature-extraction" in (out / "report.html").read_text()
     assert (out / "feature-extraction" / "report.html").is_file()
+
+
+def test_probe_prints_a_per_layer_curve(image_folder, tmp_path):
+    result = runner.invoke(
+        app, ["probe", str(image_folder), *NET[:4], "--image-size", "32", "--out", str(tmp_path / "p.png")]
+    )
+    assert result.exit_code == 0, result.output
+    assert "best layer:" in result.output and (tmp_path / "p.png").is_file()

@@ -24,8 +24,11 @@ class ADDA(AdaptationMethod):
     name = "adda"
     two_stage = True
 
-    def __init__(self, features: int, num_classes: int) -> None:
+    def __init__(self, features: int, num_classes: int, lr: float = 2e-4) -> None:
         super().__init__(features, num_classes)
+        # the paper's stage-2 rate (Adam, beta1 0.5); at 1e-3 the discriminator wins and the
+        # target encoder collapses (measured on Fashion-MNIST negatives: 0.27 vs 0.78 accuracy)
+        self.lr = lr
         # no BatchNorm: the encoder step shows the discriminator target batches alone, and batch
         # statistics of one domain would hide exactly the difference it has to detect
         self.discriminator = nn.Sequential(

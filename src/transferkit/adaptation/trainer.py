@@ -116,6 +116,7 @@ def adapt(
     target_eval: Dataset | None = None,
     config: AdaptConfig | None = None,
     log: Callable[[str], None] = print,
+    feature_cache: dict | None = None,
 ) -> AdaptResult:
     """Adapt from labelled ``source_train`` to unlabelled ``target_train`` with ``config.method``.
 
@@ -126,6 +127,8 @@ def adapt(
             path caches their features).
         target_train: Target images; their labels, if any, are never read for training.
         target_eval: Labelled target images, only to report accuracy.
+        feature_cache: A dict shared between calls with the same frozen backbone and datasets
+            (e.g. comparing methods): the backbone features are then computed once.
     """
     config = config or AdaptConfig()
     started = time.perf_counter()
@@ -139,8 +142,16 @@ def adapt(
     method = adaptation_methods.get(config.method)(config.bottleneck, len(classes)).to(device)
 
     cache = model.backbone if frozen else None
-    src, src_val, tgt = (_Inputs(d, cache, config.batch_size) for d in (source_train, source_val, target_train))
-    tgt_eval = _Inputs(target_eval, cache, config.batch_size) if target_eval is not None else None
+    shared = feature_cache if feature_cache is not None and frozen else {}
+
+    def inputs(dataset: Dataset) -> _Inputs:
+        key = (id(backbone), id(dataset))
+        if key not in shared:
+            shared[key] = _Inputs(dataset, cache, config.batch_size)
+        return shared[key]
+
+    src, src_val, tgt = (inputs(d) for d in (source_train, source_val, target_train))
+    tgt_eval = inputs(target_eval) if target_eval is not None else None
     body, fc = model.head.body, model.head.fc  # bottleneck and classifier
 
     def features(x: Tensor) -> Tensor:
@@ -242,7 +253,7 @@ def adapt(
             log(f"ADDA epoch {epoch + 1}/{config.epochs} discriminator acc {domain_acc:.3f}")
 
         model.eval()
-        target_body = method.adapt_encoder(body, pairs, config.epochs, config.lr, report)
+        target_body = method.adapt_encoder(body, pairs, config.epochs, method.lr, report)
         extra_source_body = body
         model.head.body = target_body.eval()
         selected = len(history) - 1  # source labels cannot judge a target encoder: keep the last

@@ -54,6 +54,8 @@ def adapt(
     typer.echo("domain shift of backbone features: " + ", ".join(f"{k} {v:.4f}" for k, v in shift.items()))
     out.mkdir(parents=True, exist_ok=True)
     rows = []
+    shared_backbone = create_backbone(backbone, weights=None if weights.lower() == "none" else weights)
+    feature_cache: dict = {}  # frozen backbone: features computed once for every method
     for name in ["source-only", *[m.strip() for m in method.split(",") if m.strip() and m.strip() != "source-only"]]:
         config = AdaptConfig(
             method=name,
@@ -68,7 +70,9 @@ def adapt(
         )
         typer.echo(f"\n== {name}")
         result = run_adapt(
-            create_backbone(backbone, weights=None if weights.lower() == "none" else weights),
+            shared_backbone
+            if backbone_groups == 0
+            else create_backbone(backbone, weights=None if weights.lower() == "none" else weights),
             data.classes,
             data.train_eval,
             data.val,
@@ -76,6 +80,7 @@ def adapt(
             target_set if labelled else None,
             config,
             log=typer.echo,
+            feature_cache=feature_cache,
         )
         result.model.save(out / f"{name}.pt")
         rows.append(

@@ -57,6 +57,7 @@ def _register() -> None:
         lr_find,
         multisource,
         predict,
+        probe,
         rank,
         serve,
         zeroshot,

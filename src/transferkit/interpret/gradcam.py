@@ -14,6 +14,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from transferkit.backbones.probe import probe_forward
 from transferkit.errors import ConfigError
 
 
@@ -34,27 +35,15 @@ def _as_maps(out: Tensor) -> Tensor | None:
 def default_target_layer(model: nn.Module, input_size: int) -> str:
     """Path of the deepest module whose output is a spatial map (by running one probe image)."""
     order: list[tuple[str, bool]] = []
-    handles = []
-    for name, module in model.named_modules():
-        if not name or any(True for _ in module.children()):
-            continue  # leaves only: their order is execution order
-        handles.append(
-            module.register_forward_hook(
-                lambda _m, _i, out, name=name: order.append(
-                    (name, isinstance(out, Tensor) and _as_maps(out) is not None)
-                )
-            )
+    hooks = [
+        (
+            module,
+            lambda _m, _i, out, name=name: order.append((name, isinstance(out, Tensor) and _as_maps(out) is not None)),
         )
-    param = next(model.parameters())
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(torch.zeros(1, 3, input_size, input_size, device=param.device, dtype=param.dtype))
-    finally:
-        model.train(was_training)
-        for h in handles:
-            h.remove()
+        for name, module in model.named_modules()
+        if name and not any(True for _ in module.children())  # leaves only: their order is execution order
+    ]
+    probe_forward(model, input_size, hooks)
     spatial = [name for name, ok in order if ok]
     if not spatial:
         raise ConfigError("Grad-CAM found no layer with spatial output; pass target_layer=<module path>.")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from transferkit.backbones.probe import probe_forward
 from transferkit.errors import ConfigError
 from transferkit.peft.base import PeftMethod, peft_methods
 
@@ -65,22 +66,12 @@ class Adapters(PeftMethod):
         if not blocks:
             raise ConfigError("Found no residual blocks in nn.Sequential stages to put adapters after.")
         shapes: dict[str, torch.Size] = {}
-        handles = [
-            network.get_submodule(path).register_forward_hook(
-                lambda _m, _i, out, path=path: shapes.__setitem__(path, out.shape)
-            )
+        hooks = [
+            (network.get_submodule(path), lambda _m, _i, out, path=path: shapes.__setitem__(path, out.shape))
             for path in blocks
         ]
+        probe_forward(network, input_size, hooks)
         param = next(network.parameters())
-        was_training = network.training
-        network.eval()
-        try:
-            with torch.no_grad():
-                network(torch.zeros(1, 3, input_size, input_size, device=param.device, dtype=param.dtype))
-        finally:
-            network.train(was_training)
-            for handle in handles:
-                handle.remove()
         for path in blocks:
             shape = shapes.get(path)
             if shape is None or len(shape) not in (3, 4):

@@ -13,7 +13,6 @@ from typing import Any
 
 from torch import nn
 
-from transferkit.errors import ConfigError
 from transferkit.registry import Registry
 
 
@@ -45,11 +44,7 @@ def is_peft_parameter(name: str) -> bool:
 
 
 def create_peft(name: str, **options: Any) -> PeftMethod:
-    cls = peft_methods.get(name)
-    try:
-        return cls(**options)  # type: ignore[call-arg]
-    except TypeError as exc:
-        raise ConfigError(f"Bad options for PEFT method {name!r}: {exc}.") from None
+    return peft_methods.create(name, **options)  # type: ignore[return-value]
 
 
 def apply_peft(model: nn.Module, name: str, **options: Any) -> PeftMethod:

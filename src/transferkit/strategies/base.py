@@ -69,11 +69,7 @@ strategies: Registry[type[Strategy]] = Registry("strategy")
 
 def create_strategy(name: str, **kwargs: object) -> Strategy:
     """A strategy by registry name, e.g. ``create_strategy("partial", groups=2)``."""
-    cls = strategies.get(name)
-    try:
-        return cls(**kwargs)  # type: ignore[arg-type]
-    except TypeError as exc:
-        raise ConfigError(f"Bad options for strategy {name!r}: {exc}.") from None
+    return strategies.create(name, **kwargs)  # type: ignore[return-value]
 
 
 def geometric_scales(num_groups: int, ratio: float) -> tuple[float, ...]:

@@ -259,3 +259,17 @@ def test_probe_prints_a_per_layer_curve(image_folder, tmp_path):
     )
     assert result.exit_code == 0, result.output
     assert "best layer:" in result.output and (tmp_path / "p.png").is_file()
+
+
+def test_zeroshot_with_clip_from_a_local_weights_file(tmp_path):
+    open_clip = pytest.importorskip("open_clip")
+    import torch
+
+    from ..conftest import write_class_images
+
+    data = write_class_images(tmp_path / "d", classes=("red", "green", "blue"), per_class=3)
+    torch.save(open_clip.create_model("ViT-S-32").state_dict(), tmp_path / "clip.pt")
+    args = ["zeroshot", str(data), "--unseen", "green,blue", "--method", "clip", "--clip-arch", "ViT-S-32"]
+    result = runner.invoke(app, [*args, "--clip-weights", str(tmp_path / "clip.pt")])
+    assert result.exit_code == 0, result.output
+    assert "clip:" in result.output and "6 images of unseen classes" in result.output

@@ -50,3 +50,29 @@ def test_clip_without_open_clip_or_weights_is_a_clear_error(tmp_path):
         expected = ConfigError
     with pytest.raises(expected, match="open_clip|weights"):
         ClipZeroShot(["cat", "dog"], weights=tmp_path / "missing.bin")
+
+
+def test_clip_scores_are_scaled_cosines_to_the_mean_prompt_embedding(tmp_path):
+    """With a randomly initialised open_clip model saved as a local weights file (no download)."""
+    open_clip = pytest.importorskip("open_clip")
+    import torch
+
+    torch.manual_seed(0)
+    model = open_clip.create_model("ViT-S-32")
+    torch.save(model.state_dict(), tmp_path / "clip.pt")
+    clf = ClipZeroShot(["cat", "dog", "traffic_light"], arch="ViT-S-32", weights=tmp_path / "clip.pt")
+    images = torch.rand(2, 3, 224, 224)
+    logits = clf.logits(images)
+    assert logits.shape == (2, 3)
+    tokenizer = open_clip.get_tokenizer("ViT-S-32")
+    with torch.no_grad():
+        text = clf.model.encode_text(
+            tokenizer(
+                ["a photo of a traffic light.", "a close-up photo of a traffic light.", "an image of a traffic light."]
+            )
+        )
+        text = (text / text.norm(dim=-1, keepdim=True)).mean(0)
+        image = clf.model.encode_image(images)
+        image = image / image.norm(dim=-1, keepdim=True)
+    expected = 100 * image @ (text / text.norm())
+    assert torch.allclose(logits[:, 2], expected, atol=1e-3)

@@ -40,7 +40,11 @@ class ClipZeroShot:
                 f"CLIP weights for {arch} not found ({weights!r}). This machine does not download models: "
                 f"copy a weights file (e.g. open_clip_pytorch_model.bin for {arch}) here and pass its path."
             )
-        self.model, _, self.preprocess = open_clip.create_model_and_transforms(arch, pretrained=str(weights))
+        if arch not in open_clip.list_models():
+            raise ConfigError(f"Unknown CLIP architecture {arch!r}; open_clip knows e.g. ViT-B-32, ViT-B-16, RN50.")
+        self.model, _, self.preprocess = open_clip.create_model_and_transforms(
+            arch, pretrained=str(weights), weights_only=True
+        )
         self.model.eval().to(device)
         self.device = device
         tokenizer = open_clip.get_tokenizer(arch)
@@ -61,3 +65,15 @@ class ClipZeroShot:
             emb = self.model.encode_image(images.to(self.device))
             emb = emb / emb.norm(dim=-1, keepdim=True)
             return 100.0 * emb @ self.text.T
+
+    def predict_files(self, paths: Sequence[str | Path], batch_size: int = 32) -> Tensor:
+        """Class indices for image files (decoded by transferkit's loader: 16-bit, TIFF, bombs refused)."""
+        from torchvision.transforms.functional import to_pil_image
+
+        from transferkit.data.images import load_image
+
+        out = []
+        for start in range(0, len(paths), batch_size):
+            batch = [self.preprocess(to_pil_image(load_image(p))) for p in paths[start : start + batch_size]]
+            out.append(self.logits(torch.stack(batch)).argmax(1).cpu())
+        return torch.cat(out)

@@ -56,3 +56,10 @@ def test_report_can_be_switched_off(tmp_path):
     backbone, data = tiny_data()
     train_classifier(data, backbone, "feature-extraction", config(epochs=1), out=tmp_path, log=quiet, report=False)
     assert not (tmp_path / "report.html").exists()
+
+
+def test_a_frozen_backbone_run_still_gets_grad_cam_samples(tmp_path):
+    backbone, data = tiny_data()
+    train_classifier(data, backbone, "feature-extraction", config(epochs=1), out=tmp_path, log=quiet)
+    text = (tmp_path / "report.html").read_text()
+    assert "Grad-CAM" in text and "Not available" not in text

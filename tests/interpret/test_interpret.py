@@ -68,3 +68,12 @@ def test_per_layer_probes_find_the_classes_at_every_depth(tmp_path):
     features = np.random.default_rng(0).normal(size=(30, 5))
     path = plot_embedding(features, np.arange(30) % 3, ["a", "b", "c"], tmp_path / "tsne.png")
     assert path.stat().st_size > 0
+
+
+def test_grad_cam_works_on_a_frozen_model_and_leaves_no_gradients():
+    model = _bright_detector().requires_grad_(False)
+    image = torch.zeros(1, 3, 32, 32)
+    image[..., 4:12, 20:28] = 1.0
+    cam, _ = grad_cam(model, image, target_class=0)
+    assert cam[0, 4:12, 20:28].mean() > 0.8
+    assert all(p.grad is None for p in model.parameters())

@@ -128,3 +128,19 @@ def test_unknown_peft_method_and_bad_options_are_clear():
         create_strategy("peft", method="lorra")
     with pytest.raises(ConfigError, match="rank"):
         create_strategy("lora", options={"r": 0})
+
+
+def test_a_model_saved_after_merging_loads_back_merged(tmp_path):
+    model = _resnet()
+    apply_peft(model, "lora", r=2)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(std=0.05)
+    x = torch.rand(2, 3, 32, 32)
+    expected = model(x)
+    merge_lora(model)
+    model.save(tmp_path / "m.pt")
+    loaded = load_model(tmp_path / "m.pt")
+    assert all(layer.merged for layer in loaded.modules() if hasattr(layer, "lora_merged"))
+    assert torch.allclose(loaded(x), expected, atol=1e-4)

@@ -78,12 +78,14 @@ def grad_cam(
     model.eval()
     try:
         with torch.enable_grad():
-            logits = model(images.requires_grad_(False))
+            # the input requires grad so that activations do even when every parameter is frozen
+            logits = model(images.detach().clone().requires_grad_(True))
             classes = logits.argmax(1) if target_class is None else torch.as_tensor(target_class).expand(len(images))
             model.zero_grad(set_to_none=True)
             logits.gather(1, classes.view(-1, 1).to(logits.device)).sum().backward()
     finally:
         handle.remove()
+        model.zero_grad(set_to_none=True)  # leave no gradients behind in the caller's model
         model.train(was_training)
     out = captured["out"]
     maps, grads = _as_maps(out.detach()), _as_maps(out.grad)

@@ -25,10 +25,13 @@ class _LoRAMixin:
     merged: bool
     lora_A: nn.Parameter
     lora_B: nn.Parameter
+    lora_merged: Tensor
     weight: nn.Parameter
 
     def _init_lora(self, r: int, alpha: float, dropout: float, a_shape: tuple, b_shape: tuple) -> None:
-        self.r, self.scaling, self.merged = r, alpha / r, False
+        self.r, self.scaling = r, alpha / r
+        # a buffer, so a checkpoint saved after merge() loads back merged (not added twice)
+        self.register_buffer("lora_merged", torch.zeros((), dtype=torch.bool, device=self.weight.device))
         self.lora_A = nn.Parameter(self.weight.new_empty(a_shape))
         self.lora_B = nn.Parameter(self.weight.new_zeros(b_shape))
         nn.init.kaiming_uniform_(self.lora_A, a=math.sqrt(5))
@@ -39,17 +42,21 @@ class _LoRAMixin:
         a = self.lora_A.reshape(self.lora_A.shape[0], -1)
         return (b @ a).reshape(self.weight.shape) * self.scaling
 
+    @property
+    def merged(self) -> bool:
+        return bool(self.lora_merged)
+
     def merge(self) -> None:
         if not self.merged:
             with torch.no_grad():
                 self.weight += self.delta_weight()
-            self.merged = True
+            self.lora_merged.fill_(True)
 
     def unmerge(self) -> None:
         if self.merged:
             with torch.no_grad():
                 self.weight -= self.delta_weight()
-            self.merged = False
+            self.lora_merged.fill_(False)
 
 
 class LoRALinear(nn.Linear, _LoRAMixin):

@@ -97,6 +97,21 @@ def make_data(
     )
 
 
+def rebind(data: Data, data_config: DataConfig, image_size: int | None = None) -> Data:
+    """The same (already checked) images with another backbone's size and normalisation."""
+    result = make_data(
+        data.train.base,  # type: ignore[attr-defined]
+        data.val.base,  # type: ignore[attr-defined]
+        data.classes,
+        data_config,
+        data.preset,
+        test=data.test.base if data.test is not None else None,  # type: ignore[attr-defined]
+        image_size=image_size,
+    )
+    result.splits = data.splits
+    return result
+
+
 def load_data(
     data: str | Path,
     data_config: DataConfig,

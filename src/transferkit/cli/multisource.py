@@ -21,16 +21,17 @@ def multisource(
     seed: int = typer.Option(0),
 ) -> None:
     """Linear-probe accuracy of each source alone and of their combination."""
-    from transferkit.api import load_data
+    from transferkit.api import load_data, rebind
     from transferkit.backbones import create_backbone
     from transferkit.inference import dataset_features
     from transferkit.transferability.multisource import combine_sources
 
-    sources, labels = {}, None
+    sources, labels, loaded = {}, None, None
     for name in [b.strip() for b in backbones.split(",") if b.strip()]:
         bb = create_backbone(name, weights=None if weights.lower() == "none" else weights)
-        loaded = load_data(data, bb.data_config, preset="none", image_size=image_size, seed=seed)
-        features, labels = dataset_features(bb, loaded.train_eval, batch_size)
+        if loaded is None:  # images found and checked once
+            loaded = load_data(data, bb.data_config, preset="none", image_size=image_size, seed=seed)
+        features, labels = dataset_features(bb, rebind(loaded, bb.data_config, image_size).train_eval, batch_size)
         key = name if name not in sources else f"{name}#{len(sources)}"
         sources[key] = features.numpy()
     _, result = combine_sources(sources, labels.numpy(), mode, log=typer.echo)

@@ -52,7 +52,7 @@ def rank_backbones(
 
     Named backbones whose weights are not available offline are skipped with a message.
     """
-    from transferkit.api import load_data
+    from transferkit.api import load_data, rebind
     from transferkit.inference import dataset_features
 
     for name in score_names:
@@ -63,6 +63,7 @@ def rank_backbones(
     if include_scratch:
         jobs += [(c, None) for c in backbones if isinstance(c, str) and weights is not None]
     results = []
+    loaded = None
     for candidate, candidate_weights in jobs:
         started = time.perf_counter()
         try:
@@ -70,8 +71,9 @@ def rank_backbones(
         except WeightsNotFoundError as exc:
             log(f"skipped {candidate}: {exc}")
             continue
-        loaded = load_data(data, bb.data_config, preset="none", image_size=image_size, seed=seed)
-        dataset = loaded.train_eval
+        if loaded is None:  # images are found and checked once; each backbone gets its own transforms
+            loaded = load_data(data, bb.data_config, preset="none", image_size=image_size, seed=seed)
+        dataset = rebind(loaded, bb.data_config, image_size).train_eval
         samples = loaded.splits.train if loaded.splits else []
         labels_all = np.asarray([label for _, label in samples])
         if max_images is not None and len(dataset) > max_images and len(labels_all) == len(dataset):

@@ -34,9 +34,10 @@ test-all: install
 
 bench: install fashion-mnist
 	$(BIN)/python benchmarks/bench_cache.py
+	$(BIN)/python benchmarks/bench_serve.py
 
 lint: install
-	$(BIN)/python -m ruff check src tests benchmarks
+	$(BIN)/python -m ruff check src tests benchmarks examples
 
 clean:
 	rm -rf $(VENV) demo-out bench-out runs

@@ -77,3 +77,22 @@ def test_grad_cam_works_on_a_frozen_model_and_leaves_no_gradients():
     cam, _ = grad_cam(model, image, target_class=0)
     assert cam[0, 4:12, 20:28].mean() > 0.8
     assert all(p.grad is None for p in model.parameters())
+
+
+def test_cka_by_layer_sees_which_layers_fine_tuning_changed():
+    import copy
+
+    from transferkit.interpret import cka_by_layer, group_output_layers
+
+    from ..conftest import make_tiny_backbone
+
+    before = make_tiny_backbone()
+    after = copy.deepcopy(before)
+    with torch.no_grad():  # "fine-tune" only the deepest group
+        for p in after.layer_groups()[-1].parameters():
+            p.add_(torch.randn_like(p) * 0.5)
+    layers = group_output_layers(before)
+    images = torch.rand(64, 3, 16, 16)
+    cka = cka_by_layer(before, after, layers, images)
+    values = [cka[name] for name in layers]
+    assert all(v == pytest.approx(1.0, abs=1e-6) for v in values[:-1]) and values[-1] < 0.99

@@ -26,7 +26,10 @@ def layer_outputs(model: nn.Module, layers: list[str], images: Tensor) -> dict[s
 
 
 def cka_by_layer(before: nn.Module, after: nn.Module, layers: list[str], images: Tensor) -> dict[str, float]:
-    """CKA between two networks' outputs at the same layers (e.g. pretrained vs. fine-tuned)."""
+    """CKA between two backbones' outputs at the same layers (e.g. pretrained vs. fine-tuned).
+
+    ``layers``: module paths inside the backbones' networks, e.g. from ``group_output_layers``.
+    """
     with torch.no_grad():
         a, b = layer_outputs(before.eval(), layers, images), layer_outputs(after.eval(), layers, images)
     return {name: linear_cka(a[name], b[name]) for name in layers}

@@ -21,6 +21,14 @@ def _resnet(classes=3, size=32):
     return model.eval()
 
 
+def _as_if_trained(model, std):
+    """Non-zero LoRA updates, as training would leave them (B starts at zero)."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(std=std)
+
+
 def _vit(classes=3):
     return build_model(create_backbone("timm:vit_tiny_patch16_224", weights=None), classes).eval()
 
@@ -63,10 +71,7 @@ def test_lora_on_vit_attention_and_merge_over_a_whole_model():
     model = _vit()
     apply_peft(model, "lora", r=4, convs="none")
     assert isinstance(model.backbone.model.blocks[0].attn.qkv, LoRALinear)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "lora_B" in name:
-                p.normal_(std=0.02)
+    _as_if_trained(model, std=0.02)
     x = torch.rand(1, 3, 224, 224)
     unmerged = model(x)
     assert merge_lora(model) > 0
@@ -133,10 +138,7 @@ def test_unknown_peft_method_and_bad_options_are_clear():
 def test_a_model_saved_after_merging_loads_back_merged(tmp_path):
     model = _resnet()
     apply_peft(model, "lora", r=2)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if "lora_B" in name:
-                p.normal_(std=0.05)
+    _as_if_trained(model, std=0.05)
     x = torch.rand(2, 3, 32, 32)
     expected = model(x)
     merge_lora(model)

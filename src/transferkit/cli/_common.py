@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from transferkit.api import Data, load_data
@@ -53,3 +54,29 @@ def parse_key_values(text: str | dict[str, Any] | None) -> dict[str, Any]:
             raise ConfigError(f"Expected key=value pairs separated by commas, got {item!r} in {text!r}.")
         result[key.strip()] = yaml.safe_load(value.strip())
     return result
+
+
+def labelled_images(data: Path, seed: int = 0) -> tuple[list[str], list[tuple[Path, int]]]:
+    """(class names, every labelled image of DATA with all its splits pooled), each image checked once."""
+    from transferkit.data import find_splits, verify_images
+
+    splits = find_splits(data, val_fraction=0.5, seed=seed)
+    return splits.classes, verify_images(sorted(splits.train + splits.val + splits.test))
+
+
+def features_of_images(
+    backbone: ModelBackbone,
+    samples: list[tuple[Path, int]],
+    image_size: int | None,
+    batch_size: int,
+    layer: str | None = None,
+    precision: str = "auto",
+):
+    """(features, labels) of image files through ``backbone`` with its evaluation transform."""
+    from transferkit.data import ImageFileDataset, build_transforms
+    from transferkit.inference import dataset_features
+
+    dc = backbone.data_config
+    size = image_size or dc.input_size
+    transform = build_transforms("none", size, dc.mean, dc.std, train=False, interpolation=dc.interpolation)
+    return dataset_features(backbone, ImageFileDataset(samples, transform), batch_size, layer, precision=precision)

@@ -24,25 +24,15 @@ def extract(
     import csv
 
     import numpy as np
-    import torch
 
     from transferkit.backbones import create_backbone
-    from transferkit.data import ImageFileDataset, build_transforms, find_splits, verify_images
+    from transferkit.cli._common import features_of_images, labelled_images
     from transferkit.errors import ConfigError
-    from transferkit.inference import features_at
 
     bb = create_backbone(backbone, weights=weights).eval()
-    splits = find_splits(data, val_fraction=0.5)
-    samples = verify_images(sorted(splits.train + splits.val + splits.test))
-    dc = bb.data_config
-    size = image_size or dc.input_size
-    dataset = ImageFileDataset(samples, build_transforms("none", size, dc.mean, dc.std, train=False))
-    chunks = []
-    with torch.inference_mode():
-        for start in range(0, len(dataset), batch_size):
-            batch = torch.stack([dataset[i][0] for i in range(start, min(start + batch_size, len(dataset)))])
-            chunks.append(features_at(bb, batch, layer).float())
-    features = torch.cat(chunks).numpy()
+    classes, samples = labelled_images(data)
+    # fp32: features written to disk should not depend on the CPU's bf16 support
+    features = features_of_images(bb, samples, image_size, batch_size, layer, precision="32-true")[0].numpy()
     labels = np.array([label for _, label in samples])
     if out.suffix == ".parquet":
         try:
@@ -52,12 +42,12 @@ def extract(
             raise ConfigError(
                 "Writing .parquet needs pyarrow: pip install 'transferkit[parquet]' (or pyarrow), or use .npy."
             ) from None
-        columns = {"path": [str(p) for p, _ in samples], "label": [splits.classes[i] for i in labels]}
+        columns = {"path": [str(p) for p, _ in samples], "label": [classes[i] for i in labels]}
         columns.update({f"f{i}": features[:, i] for i in range(features.shape[1])})
         pq.write_table(pa.table(columns), out)
     else:
         np.save(out, features)
         np.save(out.with_name(out.stem + "_labels.npy"), labels)
         with open(out.with_name(out.stem + "_paths.csv"), "w", newline="") as handle:
-            csv.writer(handle).writerows([(str(p), splits.classes[c]) for p, c in samples])
+            csv.writer(handle).writerows([(str(p), classes[c]) for p, c in samples])
     typer.echo(f"{features.shape[0]} × {features.shape[1]} features from {layer or 'the pooled output'} → {out}")

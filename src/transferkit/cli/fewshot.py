@@ -34,21 +34,17 @@ def fewshot(
     import torch
 
     from transferkit.backbones import create_backbone
-    from transferkit.data import ImageFileDataset, build_transforms, find_splits, verify_images
+    from transferkit.cli._common import features_of_images, labelled_images
     from transferkit.fewshot import run_fewshot, split_classes
-    from transferkit.inference import dataset_features
 
     bb = create_backbone(backbone, weights=None if weights.lower() == "none" else weights)
-    splits = find_splits(data, val_fraction=0.5, seed=seed)
-    samples = verify_images(sorted(splits.train + splits.val + splits.test))
-    dc = bb.data_config
-    transform = build_transforms("none", image_size or dc.input_size, dc.mean, dc.std, train=False)
-    features, labels = dataset_features(bb, ImageFileDataset(samples, transform), batch_size)
-    n_novel = novel or max(way, len(splits.classes) // 2)
+    classes, samples = labelled_images(data, seed)
+    features, labels = features_of_images(bb, samples, image_size, batch_size)
+    n_novel = novel or max(way, len(classes) // 2)
     _, novel_classes = split_classes(labels, n_novel, seed)
     typer.echo(
-        f"{len(samples)} images, {len(splits.classes)} classes; novel (evaluation) classes: "
-        f"{[splits.classes[c] for c in novel_classes]}"
+        f"{len(samples)} images, {len(classes)} classes; novel (evaluation) classes: "
+        f"{[classes[c] for c in novel_classes]}"
     )
     results = run_fewshot(
         features,

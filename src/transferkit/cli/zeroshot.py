@@ -27,19 +27,17 @@ def zeroshot(
     import numpy as np
 
     from transferkit.backbones import create_backbone
-    from transferkit.data import ImageFileDataset, build_transforms, find_splits, verify_images
+    from transferkit.cli._common import features_of_images, labelled_images
     from transferkit.errors import ConfigError
-    from transferkit.inference import dataset_features
     from transferkit.zeroshot import read_attribute_table, zeroshot_methods
 
-    splits = find_splits(data, val_fraction=0.5)
+    classes, samples = labelled_images(data)
     held_out = [c.strip() for c in unseen.split(",") if c.strip()]
-    unknown = sorted(set(held_out) - set(splits.classes))
+    unknown = sorted(set(held_out) - set(classes))
     if unknown or len(held_out) < 2:
-        raise ConfigError(f"--unseen needs at least 2 classes of {splits.classes}; unknown: {unknown}.")
-    seen = [c for c in splits.classes if c not in held_out]
-    samples = verify_images(sorted(splits.train + splits.val + splits.test))
-    names = np.array([splits.classes[label] for _, label in samples])
+        raise ConfigError(f"--unseen needs at least 2 classes of {classes}; unknown: {unknown}.")
+    seen = [c for c in classes if c not in held_out]
+    names = np.array([classes[label] for _, label in samples])
     test = ~np.isin(names, seen)
     methods = [m.strip() for m in method.split(",") if m.strip()]
 
@@ -63,9 +61,7 @@ def zeroshot(
         raise ConfigError(f"Methods {attribute_methods} need a class × attribute table: --attributes table.csv.")
     table = read_attribute_table(attributes)
     bb = create_backbone(backbone, weights=None if weights.lower() == "none" else weights)
-    dc = bb.data_config
-    transform = build_transforms("none", image_size or dc.input_size, dc.mean, dc.std, train=False)
-    features, _ = dataset_features(bb, ImageFileDataset(samples, transform), batch_size)
+    features, _ = features_of_images(bb, samples, image_size, batch_size)
     x = features.numpy()
     seen_index = {c: i for i, c in enumerate(seen)}
     y = np.array([seen_index[n] for n in names[~test]])

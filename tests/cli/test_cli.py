@@ -273,3 +273,28 @@ def test_zeroshot_with_clip_from_a_local_weights_file(tmp_path):
     result = runner.invoke(app, [*args, "--clip-weights", str(tmp_path / "clip.pt")])
     assert result.exit_code == 0, result.output
     assert "clip:" in result.output and "6 images of unseen classes" in result.output
+
+
+def test_explain_writes_grad_cam_overlays(fitted, image_folder, tmp_path):
+    out = tmp_path / "cams"
+    result = runner.invoke(app, ["explain", str(fitted / "best.pt"), str(image_folder / "a"), "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert len(list(out.glob("*.png"))) == 8
+
+
+def test_cka_compares_the_fine_tuned_backbone_with_its_start(fitted, image_folder, tmp_path):
+    args = [
+        "cka",
+        str(fitted / "best.pt"),
+        str(image_folder),
+        "--weights",
+        "none",
+        "--embedding",
+        str(tmp_path / "t.png"),
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    from transferkit.backbones import create_backbone
+
+    groups = len(create_backbone("resnet18", weights=None).layer_groups())
+    assert result.output.count("CKA") == groups and (tmp_path / "t.png").is_file()

@@ -49,6 +49,7 @@ def _register() -> None:
         continual,
         demo,
         distill,
+        explain,
         export,
         extract,
         fewshot,

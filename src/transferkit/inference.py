@@ -138,7 +138,7 @@ def dataset_features(
     """
     from torch.utils.data import DataLoader
 
-    from transferkit.engine.config import frozen_autocast_dtype
+    from transferkit.engine.config import autocast_for, frozen_autocast_dtype
 
     was_training = backbone.training
     backbone.eval()
@@ -146,10 +146,7 @@ def dataset_features(
     dtype = frozen_autocast_dtype(precision, device)
     chunks, labels = [], []
     try:
-        with (
-            torch.inference_mode(),
-            torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None),
-        ):
+        with torch.inference_mode(), autocast_for(device, dtype):
             for images, targets in DataLoader(dataset, batch_size=batch_size, num_workers=num_workers):
                 images = images.to(device).contiguous(memory_format=torch.channels_last)
                 chunks.append(features_at(backbone, images, layer).float().cpu())

@@ -15,9 +15,7 @@ from lightning_fabric import Fabric
 from torch import Tensor, nn
 from torch.utils.data import Dataset
 
-
-def _autocast(device: torch.device, dtype: torch.dtype | None) -> torch.autocast:
-    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)
+from transferkit.engine.config import autocast_for
 
 
 def extract_features(
@@ -45,7 +43,7 @@ def extract_features(
     def run(images: Tensor) -> Tensor:
         if channels_last and images.ndim == 4:
             images = images.contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode(), _autocast(fabric.device, autocast_dtype):
+        with torch.inference_mode(), autocast_for(fabric.device, autocast_dtype):
             return encode(images).float().contiguous()
 
     try:

@@ -147,3 +147,8 @@ def frozen_autocast_dtype(precision: str, device: torch.device) -> torch.dtype |
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         return torch.bfloat16 if device.type == "cpu" and _cpu_has_native_bf16() else None
     return {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}.get(precision)
+
+
+def autocast_for(device: torch.device, dtype: torch.dtype | None) -> torch.autocast:
+    """``torch.autocast`` to ``dtype`` on ``device``, or a disabled one when ``dtype`` is ``None``."""
+    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)

@@ -120,6 +120,9 @@ class _Trainer:
         self.fabric = fabric
         self.out = out
         self.groups = model.backbone.layer_groups()
+        in_groups = {id(p) for g in self.groups for p in g.parameters()}
+        # backbone parameters outside every layer group: the ones PEFT methods add
+        self.extra_params = [p for p in model.backbone.parameters() if id(p) not in in_groups]
         self.stages = strategy.stages(config.epochs, len(self.groups))
         self.num_classes = len(model.classes)
         if config.channels_last:
@@ -171,8 +174,7 @@ class _Trainer:
         if self.config.train_bn and any(True for g in self.groups[:frozen] for _ in g.batchnorms()):
             return None, "no cache: train_bn lets frozen BatchNorm statistics change"
         trainable_below = any(p.requires_grad for g in self.groups[:frozen] for p in g.parameters())
-        in_groups = {id(p) for g in self.groups for p in g.parameters()}
-        if trainable_below or any(p.requires_grad for p in self.raw.backbone.parameters() if id(p) not in in_groups):
+        if trainable_below or any(p.requires_grad for p in self.extra_params):
             return None, "no cache: parameters inside the frozen part train (PEFT)"
         if frozen < num_groups and self.raw.backbone.split(frozen) is None:
             return None, f"no cache: {self.raw.backbone.name} cannot be cut after group {frozen} (runs whole)"
@@ -218,9 +220,7 @@ class _Trainer:
         set_trainable(self.groups, stage.num_trainable(len(self.groups)))
         self.raw.head.requires_grad_(True)
         self.strategy.configure_trainable(self.raw)
-        in_groups = {id(p) for g in self.groups for p in g.parameters()}
-        extra = [p for p in self.raw.backbone.parameters() if id(p) not in in_groups]
-        groups = param_groups(self.groups, self.raw.head, stage, self.config, extra)
+        groups = param_groups(self.groups, self.raw.head, stage, self.config, self.extra_params)
         optimizer = build_optimizer(groups, self.config)
         scheduler = build_scheduler(optimizer, self.config, stage.end - stage.start, steps_per_epoch)
         module = self.fabric.setup_module(self.raw)

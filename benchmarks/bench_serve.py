@@ -2,20 +2,24 @@
 
 Builds an EfficientNet-Lite0 classifier (ImageNet weights, new 10-class head) at 96 px,
 starts uvicorn on 127.0.0.1 in a background thread, and posts real Fashion-MNIST PNGs from
-several client threads.
+1 and from 16 concurrent client threads (inference runs in the server's thread pool, so
+concurrent requests overlap instead of queueing behind one another on the event loop).
+Writes ``benchmarks/results/serve.json``.
 
-Usage: python benchmarks/bench_serve.py [--requests 300] [--concurrency 4]
+Usage: python benchmarks/bench_serve.py [--requests 300] [--concurrency 1,16]
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import json
 import socket
 import statistics
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import httpx
 import numpy as np
@@ -38,7 +42,7 @@ def free_port() -> int:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=300)
-    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--concurrency", default="1,16")
     parser.add_argument("--image-size", type=int, default=96)
     args = parser.parse_args()
 
@@ -68,20 +72,31 @@ def main() -> None:
 
     for i in range(5):  # warm-up
         one(i)
-    started = time.perf_counter()
-    with ThreadPoolExecutor(args.concurrency) as pool:
-        latencies = sorted(pool.map(one, range(args.requests)))
-    wall = time.perf_counter() - started
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.image_size}px EfficientNet-Lite0")
+    rows = []
+    for clients in map(int, args.concurrency.split(",")):
+        started = time.perf_counter()
+        with ThreadPoolExecutor(clients) as pool:
+            latencies = sorted(pool.map(one, range(args.requests)))
+        wall = time.perf_counter() - started
+        row = {
+            "clients": clients,
+            "requests": args.requests,
+            "requests_per_second": round(args.requests / wall, 1),
+            "p50_ms": round(statistics.median(latencies) * 1000, 1),
+            "p95_ms": round(latencies[int(0.95 * (len(latencies) - 1))] * 1000, 1),
+            "wall_seconds": round(wall, 1),
+        }
+        rows.append(row)
+        print(
+            f"{clients:3d} clients: {row['requests_per_second']} req/s, p50 {row['p50_ms']} ms, p95 {row['p95_ms']} ms"
+        )
     server.should_exit = True
     thread.join(timeout=5)
-    p50 = statistics.median(latencies) * 1000
-    p95 = latencies[int(0.95 * (len(latencies) - 1))] * 1000
-    print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads; {args.requests} requests, "
-        f"{args.concurrency} concurrent clients, {args.image_size}px EfficientNet-Lite0"
-    )
-    print(f"{args.requests / wall:.1f} requests/s, latency p50 {p50:.1f} ms, p95 {p95:.1f} ms, wall {wall:.1f} s")
     print(f"mean PNG size {np.mean([len(b) for b in bodies]):.0f} bytes")
+    results = Path(__file__).parent / "results" / "serve.json"
+    results.parent.mkdir(parents=True, exist_ok=True)
+    results.write_text(json.dumps(rows, indent=1))
 
 
 if __name__ == "__main__":

@@ -19,3 +19,18 @@ def test_duplicate_registration_is_refused():
     reg.register("a")(1)
     with pytest.raises(KeyError, match="already registered"):
         reg.register("a")(2)
+
+
+def test_create_refuses_unknown_options_but_lets_errors_inside_the_factory_through():
+    from transferkit.errors import ConfigError
+
+    reg: Registry = Registry("widget")
+
+    @reg.register("w")
+    def make(size: int = 1, depth: int = 2) -> int:
+        return size + len(depth)  # a bug inside the factory: len() of an int raises TypeError
+
+    with pytest.raises(ConfigError, match=r"Bad options for widget 'w'.*Valid options: size, depth"):
+        reg.create("w", colour=3)
+    with pytest.raises(TypeError, match="has no len"):
+        reg.create("w", size=1)

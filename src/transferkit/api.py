@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import time
+import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import numpy as np
 import torch
 from torch.utils.data import Dataset
 
 from transferkit.backbones import DataConfig, ModelBackbone, create_backbone
+from transferkit.backbones.multi_depth import MultiDepthBackbone, group_names, resolve_layers
 from transferkit.data import (
     ImageFileDataset,
     Splits,
@@ -25,13 +26,21 @@ from transferkit.data.images import DEFAULT_MAX_PIXELS
 from transferkit.engine.cache import extract_features
 from transferkit.engine.config import TrainConfig, frozen_autocast_dtype
 from transferkit.engine.distributed import dataset_logits
+from transferkit.engine.frozen_fit import fit_frozen
 from transferkit.engine.loop import FitResult, fit, make_fabric
-from transferkit.engine.metrics import classification_metrics
+from transferkit.engine.metrics import Metrics, classification_metrics
 from transferkit.engine.model import TransferModel, build_model
 from transferkit.errors import ConfigError
-from transferkit.strategies import create_strategy, fit_sklearn_probe
+from transferkit.strategies import create_strategy
+from transferkit.strategies.layer_selection import select_layers
 
-SKLEARN_STRATEGIES = {"sklearn-logreg": "logreg", "sklearn-svm": "svm"}
+# name → (classical feature extractor or None for the chosen backbone, classifier)
+SKLEARN_STRATEGIES = {
+    "sklearn-logreg": (None, "logreg"),
+    "sklearn-svm": (None, "svm"),
+    "sklearn-hog-svm": ("hog", "svm"),
+    "sklearn-pixels-svm": ("pixels", "svm"),
+}
 Normalize = Literal["backbone", "dataset"]
 
 
@@ -153,16 +162,30 @@ def load_data(
 PEFT_STRATEGIES = ("peft", "lora", "adapter", "bitfit", "prompt")
 
 
-def _strategy_options(strategy: str, options: dict[str, Any]) -> dict[str, Any]:
-    known = {
-        "partial": {"groups"},
-        "discriminative": {"ratio"},
-        "progressive": {"epochs_per_stage", "ratio"},
-        "lp-ft": {"probe_epochs", "ft_lr_scale"},
-    }.get(strategy, set())
+STRATEGY_OPTIONS = {
+    "partial": {"groups"},
+    "discriminative": {"ratio"},
+    "progressive": {"epochs_per_stage", "ratio"},
+    "lp-ft": {"probe_epochs", "ft_lr_scale", "freeze_bn"},
+}
+
+
+def strategy_option_names(strategy: str) -> set[str]:
+    """The options ``strategy`` takes (PEFT strategies take their method's options as ``options``)."""
     if strategy in PEFT_STRATEGIES:
-        known = {"method", "options"} if strategy == "peft" else {"options"}
+        return {"method", "options"} if strategy == "peft" else {"options"}
+    return STRATEGY_OPTIONS.get(strategy, set())
+
+
+def _strategy_options(strategy: str, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` checked against what ``strategy`` takes: a misspelled one is an error naming the valid ones."""
+    known = strategy_option_names(strategy)
+    if strategy in PEFT_STRATEGIES:
         options = {**options, "options": options.get("options") or options.get("peft_options") or {}}
+    unknown = sorted(k for k in options if k not in known and k != "peft_options")
+    if unknown:
+        valid = ", ".join(sorted(known)) or "none"
+        raise ConfigError(f"Unknown option(s) {unknown} for strategy {strategy!r}. Valid options: {valid}.")
     return {k: v for k, v in options.items() if k in known and v is not None}
 
 
@@ -179,42 +202,45 @@ def train_classifier(
     resume: bool = False,
     log=print,
     report: bool = True,
+    layers: str | Sequence[str] | None = None,
+    time_budget: str | float = 600.0,
 ) -> FitResult:
     """Train a classifier on ``data`` with a pretrained backbone and a transfer strategy.
 
-    ``strategy`` is a registered strategy (``feature-extraction``, ``fine-tune``, ``partial``,
-    ``discriminative``, ``progressive``, ``lp-ft``) or ``sklearn-logreg``/``sklearn-svm``
-    (frozen features → scikit-learn). With ``out``, the run folder also gets ``report.html`` and
-    ``report.md`` (``report=False`` skips them).
+    ``strategy="auto"`` tries a budgeted set of recipes (classical baselines, multi-depth features,
+    fine-tuning recipes and an ensemble of the best two) within ``time_budget`` seconds and keeps
+    the best on validation (see :mod:`transferkit.auto`). Otherwise ``strategy`` is a registered
+    strategy (``feature-extraction``, ``fine-tune``, ``partial``, ``discriminative``, ``progressive``,
+    ``lp-ft``, PEFT), ``sklearn-logreg``/``sklearn-svm``
+    (frozen features → scikit-learn), or a classical baseline with no pretrained network:
+    ``sklearn-hog-svm`` / ``sklearn-pixels-svm`` (HOG descriptors / raw pixels → RBF SVM).
+    ``layers`` (``"auto"``, ``"last"``, group names) pools features from several depths.
+    With ``out``, the run folder also gets ``report.html`` and ``report.md`` (``report=False`` skips
+    them). When ``data.test`` exists it is scored once, after training and selection.
     """
     config = config or TrainConfig()
     torch.manual_seed(config.seed)
+    if strategy == "auto":
+        return _fit_auto(data, backbone, config, weights, out, time_budget, log, report, resume)
     bb = create_backbone(backbone, weights=weights) if isinstance(backbone, str) else backbone
-    head_options = head_options or {}
-    model = build_model(bb, len(data.classes), data.classes, head, data_config=data.data_config, **head_options)
-    trainable = sum(p.numel() for p in model.parameters())
+    source, classifier = SKLEARN_STRATEGIES.get(strategy, (None, None))
+    if source is not None:
+        bb = create_backbone(source)
+        data = rebind(data, bb.data_config)
+    bb, train_features = with_layers(bb, layers, data, config, log)
     log(
         f"Backbone {bb.name}: {bb.num_features} features, {len(bb.layer_groups())} layer groups, "
-        f"{trainable:,} parameters. "
-        f"Data: {data.summary()}."
+        f"{sum(p.numel() for p in bb.parameters()):,} parameters. Data: {data.summary()}."
     )
-    if strategy in SKLEARN_STRATEGIES:
-        return _fit_sklearn(model, data, SKLEARN_STRATEGIES[strategy], config, log)
-    strat = create_strategy(strategy, **_strategy_options(strategy, strategy_options or {}))
-    log(f"Strategy {strategy}: {strat.explain()}.")
-    views = [data.train_eval] if config.cache_views == 1 else [data.train] * config.cache_views
-    run_config = {
-        "data": {
-            "classes": data.classes,
-            "train": len(data.train),
-            "val": len(data.val),
-            "preset": data.preset,
-            "mean": list(data.data_config.mean),
-            "std": list(data.data_config.std),
-            "image_size": data.data_config.input_size,
-        }
-    }
-    result = fit(model, strat, data.train, data.val, config, out, resume, views, run_config=run_config, log=log)
+    if classifier is not None:
+        result = fit_frozen(
+            bb, data.train_eval, data.val, data.classes, data.data_config, classifier, config, out, log,
+            _run_config(data), standardize=source is None, train_features=train_features,
+        )  # fmt: skip
+    else:
+        result = _fit_trained(data, bb, strategy, config, head, head_options, strategy_options, out, resume, log)
+    if data.test is not None:
+        result.test_metrics = _score_test(result, data.test, config, log)
     if report and result.run_dir is not None and _is_rank_zero():
         from transferkit.report import fit_report
 
@@ -223,43 +249,113 @@ def train_classifier(
     return result
 
 
+def _fit_auto(data, backbone, config, weights, out, time_budget, log, report, resume) -> FitResult:
+    from transferkit.auto import fit_auto
+
+    native = (create_backbone(backbone, weights=None) if isinstance(backbone, str) else backbone).data_config
+    size = data.data_config.input_size
+    fixed = size if size != native.input_size else None  # an explicit --image-size applies to every recipe
+    result = fit_auto(data, backbone, config, weights, out, time_budget, log=log, image_size=fixed, resume=resume)
+    bound = rebind(data, result.model.data_config)
+    if data.test is not None:
+        result.test_metrics = _score_test(result, bound.test, config, log)
+    if report and result.run_dir is not None and _is_rank_zero():
+        from transferkit.report import fit_report
+
+        table = result.extra["auto"]
+        header = ["recipe", "status", "input_size", "val_accuracy", "val_loss", "seconds", "note"]
+        tables = [("What auto tried (selected on validation only)", header, [[r[h] for h in header] for r in table])]
+        html_path, _ = fit_report(
+            result.run_dir, result.model, bound, result, f"auto → {result.extra['winner']}", tables
+        )
+        log(f"Report: {html_path} (and report.md)")
+    return result
+
+
+def _fit_trained(data, bb, strategy, config, head, head_options, strategy_options, out, resume, log) -> FitResult:
+    model = build_model(bb, len(data.classes), data.classes, head, data_config=data.data_config, **(head_options or {}))
+    strat = create_strategy(strategy, **_strategy_options(strategy, strategy_options or {}))
+    log(f"Strategy {strategy}: {strat.explain()}.")
+    views = [data.train_eval] if config.cache_views == 1 else [data.train] * config.cache_views
+    return fit(model, strat, data.train, data.val, config, out, resume, views, run_config=_run_config(data), log=log)
+
+
+def _run_config(data: Data) -> dict[str, Any]:
+    return {
+        "data": {
+            "classes": data.classes,
+            "train": len(data.train),
+            "val": len(data.val),
+            "test": len(data.test) if data.test is not None else 0,
+            "preset": data.preset,
+            "mean": list(data.data_config.mean),
+            "std": list(data.data_config.std),
+            "image_size": data.data_config.input_size,
+        }
+    }
+
+
 def _is_rank_zero() -> bool:
     import torch.distributed as dist
 
     return not (dist.is_available() and dist.is_initialized()) or dist.get_rank() == 0
 
 
-def _fit_sklearn(model: TransferModel, data: Data, classifier: str, config: TrainConfig, log) -> FitResult:
+def _score_test(result: FitResult, test: Dataset, config: TrainConfig, log) -> Metrics:
+    """Test metrics of the selected model: computed once, after selection, never used to select."""
+    metrics = evaluate(result.model, test, config)
+    log(f"test accuracy {metrics.accuracy:.4f}, macro F1 {metrics.f1:.4f} ({len(test)} images, never used to select)")
+    if result.run_dir is not None and _is_rank_zero():
+        path = result.run_dir / "best_metrics.json"
+        saved = json.loads(path.read_text()) if path.is_file() else {}
+        saved["test"] = {**metrics.summary(), "images": len(test), "confusion": metrics.confusion}
+        path.write_text(json.dumps(saved, indent=2))
+    return metrics
+
+
+def with_layers(
+    backbone: ModelBackbone, layers: str | Sequence[str] | None, data: Data, config: TrainConfig, log=print
+) -> tuple[ModelBackbone, tuple[torch.Tensor, torch.Tensor] | None]:
+    """``backbone`` pooling the layer groups ``layers`` names (``auto``: chosen by CV on the training split).
+
+    Also returns the chosen features of the training images when ``auto`` had to compute them.
+    """
+    if layers in (None, "", "last", ["last"]) or not backbone.layer_groups():
+        return backbone, None
+    if layers != "auto":
+        return MultiDepthBackbone(backbone, resolve_layers(backbone, layers)), None
+    every = MultiDepthBackbone(backbone, group_names(backbone))
     fabric = make_fabric(config)
-    model.to(fabric.device)
-    started = time.perf_counter()
+    every.to(fabric.device)
     dtype = frozen_autocast_dtype(config.precision, fabric.device)
-    train_x, train_y = extract_features(
-        fabric, model.backbone, data.train_eval, config.batch_size, config.num_workers, autocast_dtype=dtype
-    )
-    val_x, val_y = extract_features(
-        fabric, model.backbone, data.val, config.batch_size, config.num_workers, autocast_dtype=dtype
-    )
-    extract_seconds = time.perf_counter() - started
-    probe = fit_sklearn_probe(train_x.numpy(), train_y.numpy(), classifier, config.seed)  # type: ignore[arg-type]
-    seconds = time.perf_counter() - started
-    probs = np.zeros((len(val_y), len(data.classes)))
-    probs[:, probe.classes_] = probe.predict_proba(val_x.numpy())
-    metrics = classification_metrics(val_y.numpy(), probs, config.top_k)
-    log(
-        f"scikit-learn {classifier} on frozen features: val acc {metrics.accuracy:.3f} f1 {metrics.f1:.3f} "
-        f"({seconds:.1f} s, features at {(len(train_y) + len(val_y)) / extract_seconds:.0f} img/s)"
-    )
-    row = {"epoch": 0, "stage": 0, "val_acc": metrics.accuracy, "val_f1": metrics.f1}
-    return FitResult(
-        model, [row], 0, metrics, None, seconds, (len(train_y) + len(val_y)) / extract_seconds, extra={"sklearn": probe}
-    )
+    x, y = extract_features(
+        fabric, every, data.train_eval, config.batch_size, config.num_workers, autocast_dtype=dtype,
+        desc="features of every layer group" if config.progress else None,
+    )  # fmt: skip
+    blocks = dict(zip(every.layers, x.split(every.widths(), dim=1)))
+    choice = select_layers(blocks, y.numpy(), seed=config.seed)
+    if not choice.scores:
+        why = "a class has fewer than 2 training images, nothing to cross-validate"
+        log(f"--layers auto: {why}; using {choice.layers[0]}.")
+    for names, accuracy in choice.scores[:5]:
+        log(f"  layers {'+'.join(names)}: 3-fold CV linear-probe accuracy {accuracy:.4f}")
+    if choice.scores:
+        log(f"--layers auto chose {', '.join(choice.layers)} (cross-validated on the training split only).")
+    chosen = MultiDepthBackbone(backbone, choice.layers)
+    return chosen, (torch.cat([blocks[n] for n in choice.layers], 1), y)
 
 
-def evaluate(model: TransferModel, dataset: Dataset, config: TrainConfig | None = None):
-    """Metrics of ``model`` on ``dataset`` (eval transform)."""
+def evaluate(model: TransferModel, dataset: Dataset, config: TrainConfig | None = None, tta: str | None = None):
+    """Metrics of ``model`` on ``dataset`` (eval transform); ``tta`` overrides the model's test-time views."""
     config = config or TrainConfig()
     fabric = make_fabric(config)
     model.to(fabric.device).eval()
-    logits, labels = dataset_logits(fabric, model, dataset, config.batch_size, config.num_workers, config.channels_last)
-    return classification_metrics(labels.numpy(), logits.softmax(1).numpy(), config.top_k)
+    saved = model.tta
+    model.tta = saved if tta is None else tta
+    try:
+        logits, labels = dataset_logits(
+            fabric, model, dataset, config.batch_size, config.num_workers, config.channels_last
+        )
+    finally:
+        model.tta = saved
+    return classification_metrics(labels.numpy(), logits.float().softmax(1).numpy(), config.top_k)

@@ -57,6 +57,14 @@ def export_model(
         raise ConfigError(
             f"Unknown export format for {path.name!r}; use .onnx, .ts or .pt2 (or fmt= one of {FORMATS})."
         )
+    from transferkit.backbones.classical import HogFeatures
+
+    if any(isinstance(m, HogFeatures) for m in model.modules()):
+        raise ConfigError(
+            "This model computes HOG descriptors with scikit-image (NumPy, outside the graph), which ONNX, "
+            "TorchScript and torch.export cannot trace. Use it through `transferkit predict` or `serve`, or "
+            "export a model without the HOG baseline (e.g. the best network candidate in RUN/candidates/)."
+        )
     model = model.float().eval().to(memory_format=torch.contiguous_format)
     path.parent.mkdir(parents=True, exist_ok=True)
     spec = json.dumps(model.spec())
@@ -75,7 +83,7 @@ def export_model(
             got = loaded(check).numpy()
     else:
         batch = torch.export.Dim("batch", min=1, max=4096)
-        program = torch.export.export(model, (_example(model),), dynamic_shapes={"inputs": {0: batch}})
+        program = torch.export.export(model, (_example(model),), dynamic_shapes=({0: batch},))
         torch.export.save(program, str(path), extra_files={"transferkit_spec.json": spec})
         with torch.no_grad():
             got = torch.export.load(str(path)).module()(check).numpy()
@@ -109,7 +117,7 @@ def _onnx(model: TransferModel, path: Path, spec: str, check: torch.Tensor) -> n
             dynamo=True,
             input_names=["images"],
             output_names=["logits"],
-            dynamic_shapes={"inputs": {0: torch.export.Dim("batch", min=1, max=4096)}},
+            dynamic_shapes=({0: torch.export.Dim("batch", min=1, max=4096)},),  # by position: any forward
         )
     proto = onnx.load(str(path))
     for key, value in (("transferkit_spec", spec), ("classes", json.dumps(model.classes))):

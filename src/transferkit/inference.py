@@ -12,7 +12,7 @@ from torch import Tensor, nn
 
 from transferkit.data.images import IMAGE_SUFFIXES, load_image
 from transferkit.data.transforms import build_transforms
-from transferkit.engine.model import TransferModel
+from transferkit.engine.model import TransferModel, device_of
 from transferkit.errors import BadImageError, ConfigError, DataError
 
 
@@ -45,7 +45,7 @@ def predict(model: TransferModel, files: Sequence[Path], top_k: int = 3, batch_s
     transform = build_transforms("none", dc.input_size, dc.mean, dc.std, train=False, interpolation=dc.interpolation)
     model.eval()
     k = min(top_k, len(model.classes))
-    device = next(model.parameters()).device
+    device = device_of(model)
     results: list[Prediction] = []
     for start in range(0, len(files), batch_size):
         chunk = files[start : start + batch_size]
@@ -142,7 +142,7 @@ def dataset_features(
 
     was_training = backbone.training
     backbone.eval()
-    device = next(backbone.parameters()).device
+    device = device_of(backbone)
     dtype = frozen_autocast_dtype(precision, device)
     chunks, labels = [], []
     try:

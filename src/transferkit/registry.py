@@ -52,14 +52,24 @@ class Registry(Generic[T]):
             ) from None
 
     def create(self, name: str, **options: object) -> object:
-        """Call the factory registered as ``name`` with ``options``; bad options are a ConfigError."""
+        """Call the factory registered as ``name`` with ``options``.
+
+        Options the factory's signature does not accept are a ConfigError naming the valid ones; a
+        TypeError raised *inside* the factory is a bug and propagates unchanged.
+        """
+        import inspect
+
         from transferkit.errors import ConfigError
 
         factory = self.get(name)
         try:
-            return factory(**options)  # type: ignore[operator]
+            inspect.signature(factory).bind(**options)
         except TypeError as exc:
-            raise ConfigError(f"Bad options for {self.kind} {name!r}: {exc}.") from None
+            accepted = [p for p in inspect.signature(factory).parameters if p not in ("self", "args", "kwargs")]
+            raise ConfigError(
+                f"Bad options for {self.kind} {name!r}: {exc}. Valid options: {', '.join(accepted) or 'none'}."
+            ) from None
+        return factory(**options)  # type: ignore[operator]
 
     def names(self) -> list[str]:
         return sorted(self._entries)

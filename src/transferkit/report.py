@@ -20,6 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from transferkit.engine.model import device_of
+
 CSS = """
 body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
 color:#222}h1{font-size:1.6em}h2{border-bottom:1px solid #ddd;padding-bottom:.2em;margin-top:1.6em}
@@ -121,13 +123,24 @@ def _file_png(path: Path) -> bytes | None:
     return path.read_bytes() if path.is_file() else None
 
 
-def fit_report(out: Path, model: Any, data: Any, result: Any, strategy: str, examples: int = 12) -> tuple[Path, Path]:
-    """The report of a ``fit`` run in ``out`` (which already holds curves.png and confusion.png)."""
+def fit_report(
+    out: Path,
+    model: Any,
+    data: Any,
+    result: Any,
+    strategy: str,
+    tables: Sequence[tuple[str, list[str], list[list[Any]]]] = (),
+    examples: int = 12,
+) -> tuple[Path, Path]:
+    """The report of a ``fit`` run in ``out`` (which may hold curves.png and confusion.png).
+
+    ``tables``: extra (heading, header, rows) sections, e.g. what ``auto`` tried.
+    """
     from sklearn.metrics import precision_recall_fscore_support
 
     from transferkit.interpret import grad_cam, overlay
 
-    report = Report(f"transferkit run: {model.spec()['backbone']} · {strategy}")
+    report = Report(f"transferkit run: {model.spec().get('backbone', '?')} · {strategy}")
     m = result.metrics
     report.section("Summary").append(
         (
@@ -138,6 +151,19 @@ def fit_report(out: Path, model: Any, data: Any, result: Any, strategy: str, exa
             ),
         )
     )
+    test = getattr(result, "test_metrics", None)
+    if test is not None:
+        report.section("Test (scored once, after selection)").append(
+            (
+                "table",
+                (
+                    ["test accuracy", "macro precision", "macro recall", "macro F1"],
+                    [[test.accuracy, test.precision, test.recall, test.f1]],
+                ),
+            )
+        )
+    for heading, header, rows in tables:
+        report.section(heading).append(("table", (header, rows)))
     config_file = out / "config.yaml"
     if config_file.is_file():
         report.section("Configuration").append(("code", config_file.read_text()))
@@ -173,7 +199,7 @@ def fit_report(out: Path, model: Any, data: Any, result: Any, strategy: str, exa
         for start in range(0, len(data.val), 64):
             batch = [data.val[i] for i in range(start, min(start + 64, len(data.val)))]
             x = torch.stack([b[0] for b in batch])
-            probs.append(model(x.to(next(model.parameters()).device)).float().softmax(1).cpu())
+            probs.append(model(x.to(device_of(model))).float().softmax(1).cpu())
             images.append(x)
             labels += [int(b[1]) for b in batch]
     probs_t, x_all, y = torch.cat(probs), torch.cat(images), np.array(labels)
@@ -209,7 +235,7 @@ def fit_report(out: Path, model: Any, data: Any, result: Any, strategy: str, exa
     chosen = list(wrong[: examples // 2]) + [i for i in range(len(y)) if pred[i] == y[i]][: examples // 2]
     if chosen:
         try:
-            cams, _ = grad_cam(model, x_all[chosen].to(next(model.parameters()).device))
+            cams, _ = grad_cam(model, x_all[chosen].to(device_of(model)))
             report.section("Grad-CAM (predicted class)").append(
                 (
                     "images",

@@ -6,8 +6,9 @@
 
 Input validation: uploads larger than ``max_bytes`` → 413; content types other than images
 → 415; decompression bombs (more than ``max_pixels`` announced in the header) → 413; corrupt
-or unreadable images → 422. The model runs under ``inference_mode``; requests are served
-one at a time per worker (``torch.set_num_threads`` decides the CPU parallelism inside).
+or unreadable images → 422. Decoding and the model run in Starlette's thread pool, off the
+event loop, so one request's inference does not block the others from being read, validated
+and queued (PyTorch releases the GIL inside its kernels).
 """
 
 # no "from __future__ import annotations": FastAPI must see the real Request annotation
@@ -44,11 +45,13 @@ def create_app(
     dc = net.data_config
     transform = build_transforms("none", dc.input_size, dc.mean, dc.std, train=False, interpolation=dc.interpolation)
     k = min(top_k, len(net.classes))
-    app = FastAPI(title="transferkit", description=f"{net.spec()['backbone']} classifier")
+    app = FastAPI(title="transferkit", description=f"{net.spec().get('backbone', 'ensemble')} classifier")
+    app.state.model = net
 
     @app.get("/health")
     def health() -> dict[str, Any]:
-        return {"status": "ok", "backbone": net.spec()["backbone"], "classes": net.classes, "input_size": dc.input_size}
+        backbone = net.spec().get("backbone", "ensemble")
+        return {"status": "ok", "backbone": backbone, "classes": net.classes, "input_size": dc.input_size}
 
     async def _read_body(request: Request) -> tuple[bytes, str]:
         declared = request.headers.get("content-length")
@@ -59,16 +62,36 @@ def create_app(
             body += chunk
             if len(body) > max_bytes + 4096:  # multipart framing overhead allowed
                 raise HTTPException(413, f"Upload exceeds the limit of {max_bytes:,} bytes.")
-        # what Starlette's own Request.body() does, so that request.form() parses this body
-        request._body = bytes(body)
         return bytes(body), request.headers.get("content-type", "")
+
+    async def _form(request: Request, body: bytes):
+        """The multipart form parsed from the size-limited body already read (Starlette's public parser)."""
+        from starlette.formparsers import MultiPartParser
+
+        async def once():
+            yield body
+            yield b""
+
+        parser = MultiPartParser(request.headers, once(), max_files=1, max_fields=16, max_part_size=max_bytes + 4096)
+        return await parser.parse()
+
+    def _infer(data: bytes, name: str) -> torch.Tensor:
+        try:
+            image = load_image(data, max_pixels=max_pixels, name=name)
+        except BadImageError as exc:
+            status = 413 if "decompression-bomb" in exc.reason else 422
+            raise HTTPException(status, str(exc)) from None
+        with torch.inference_mode():
+            return net(transform(image).unsqueeze(0)).float().softmax(1)[0]
 
     @app.post("/predict")
     async def predict(request: Request) -> dict[str, Any]:
+        from starlette.concurrency import run_in_threadpool
+
         body, content_type = await _read_body(request)
         name = "upload"
         if content_type.startswith("multipart/form-data"):
-            form = await request.form()
+            form = await _form(request, body)
             upload = form.get("file")
             if upload is None or not hasattr(upload, "read"):
                 raise HTTPException(422, "Send the image in a multipart field named 'file'.")
@@ -85,13 +108,7 @@ def create_app(
             raise HTTPException(413, f"Image of {len(data):,} bytes exceeds the limit of {max_bytes:,} bytes.")
         if not data:
             raise HTTPException(422, "The upload is empty.")
-        try:
-            image = load_image(data, max_pixels=max_pixels, name=name)
-        except BadImageError as exc:
-            status = 413 if "decompression-bomb" in exc.reason else 422
-            raise HTTPException(status, str(exc)) from None
-        with torch.inference_mode():
-            probs = net(transform(image).unsqueeze(0)).float().softmax(1)[0]
+        probs = await run_in_threadpool(_infer, data, name)  # decoding and inference off the event loop
         values, indices = probs.topk(k)
         return {
             "file": name,

@@ -1,7 +1,9 @@
 import csv
+import json
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from typer.testing import CliRunner
 
@@ -74,7 +76,18 @@ def test_predict_writes_topk_csv_and_reports_bad_files(fitted, image_folder, tmp
     junk = next(r for r in rows if r["path"].endswith("junk.png"))
     assert junk["error"] and not junk["prediction"]
     good = [r for r in rows if not r["error"]]
-    assert all(0 <= float(r["probability"]) <= 1 and r["prediction"] in "abc" for r in good)
+    from transferkit.data.images import load_image
+    from transferkit.data.transforms import build_transforms
+    from transferkit.engine.model import load_model
+
+    net = load_model(fitted / "best.pt")
+    dc = net.data_config
+    transform = build_transforms("none", dc.input_size, dc.mean, dc.std, train=False, interpolation=dc.interpolation)
+    for row in good[:3]:  # the written numbers are the saved model's own softmax
+        with torch.no_grad():
+            probs = net(transform(load_image(row["path"])).unsqueeze(0)).softmax(1)[0]
+        assert row["prediction"] == net.classes[int(probs.argmax())]
+        assert float(row["probability"]) == pytest.approx(float(probs.max()), abs=1e-5)
 
 
 def test_extract_features_at_a_layer(image_folder, tmp_path):
@@ -101,6 +114,8 @@ def test_compare_prints_a_table(image_folder, tmp_path):
     result = runner.invoke(app, ["compare", str(image_folder), *NET, *options, "--out", str(tmp_path / "cmp")])
     assert result.exit_code == 0, result.output
     assert "feature-extraction" in result.output and "progressive" in result.output
+    assert "sklearn-pixels-svm" in result.output and "sklearn-hog-svm" in result.output  # always beside transfer
+    assert "the best classical baseline" in result.output
     assert (tmp_path / "cmp" / "compare.png").is_file()
 
 
@@ -298,3 +313,31 @@ def test_cka_compares_the_fine_tuned_backbone_with_its_start(fitted, image_folde
 
     groups = len(create_backbone("resnet18", weights=None).layer_groups())
     assert result.output.count("CKA") == groups and (tmp_path / "t.png").is_file()
+
+
+def test_fit_with_no_strategy_runs_auto_within_the_budget_and_reports_test(tmp_path):
+    from ..conftest import write_class_images
+
+    write_class_images(tmp_path / "d" / "train", per_class=8, seed=1)
+    write_class_images(tmp_path / "d" / "val", per_class=4, seed=2)
+    write_class_images(tmp_path / "d" / "test", per_class=4, seed=3)
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["fit", str(tmp_path / "d"), *TINY, "--time-budget", "40s", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "pixels-svm" in result.output and "hog-svm" in result.output and "auto selected" in result.output
+    assert "test accuracy" in result.output
+    saved = json.loads((out / "best_metrics.json").read_text())
+    assert "test" in saved and (out / "auto.json").is_file() and (out / "report.html").is_file()
+    predicted = runner.invoke(
+        app, ["predict", str(out / "best.pt"), str(tmp_path / "d" / "test"), "--out", str(tmp_path / "p.csv")]
+    )
+    assert predicted.exit_code == 0, predicted.output
+    scored = runner.invoke(app, ["evaluate", str(out / "best.pt"), str(tmp_path / "d"), "--tta", "flip"])
+    assert scored.exit_code == 0 and "12 images" in scored.output, scored.output
+
+
+def test_bad_layer_name_and_tiny_budget_are_one_line_errors(image_folder, tmp_path):
+    bad = runner.invoke(app, ["fit", str(image_folder), *TINY, "--strategy", "sklearn-logreg", "--layers", "layer9"])
+    assert bad.exit_code != 0 and "Valid --layers: auto, last" in str(bad.exception)
+    tiny = runner.invoke(app, ["fit", str(image_folder), *TINY, "--time-budget", "0.01", "--out", str(tmp_path / "r")])
+    assert tiny.exit_code != 0 and "Raise --time-budget to at least" in str(tiny.exception)

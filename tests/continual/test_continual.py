@@ -84,3 +84,32 @@ def test_regularisers_forget_less_than_naive_fine_tuning_in_domain_incremental_l
 
 def test_methods_are_registered():
     assert {"finetune", "ewc", "lwf", "replay"} <= set(continual_methods.names())
+
+
+def _sorted_two_class_task():
+    """Class 0 rows first, then class 1; class c only activates input c, so its gradients
+    reach only column c of a linear layer: a column's Fisher is non-zero iff that class was used."""
+    x = torch.zeros(20, 3)
+    x[:10, 0], x[10:, 1] = 1.0, 1.0
+    return x, torch.tensor([0] * 10 + [1] * 10)
+
+
+def test_ewc_fisher_sees_every_class_of_a_class_sorted_task():
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 3, bias=False)
+    x, y = _sorted_two_class_task()
+    ewc = EWC(samples=6)
+    ewc.after_task(model, x, y, task=0)
+    fisher = ewc.fisher["weight"]
+    assert fisher[:, 0].sum() > 0 and fisher[:, 1].sum() > 0  # the first 6 rows alone are all class 0
+
+
+def test_ewc_fisher_uses_the_masked_logits_of_class_incremental_training():
+    torch.manual_seed(0)
+    model = torch.nn.Linear(3, 3, bias=False)
+    x, y = _sorted_two_class_task()
+    ewc = EWC(samples=20)
+    ewc.logit_mask = torch.tensor([0.0, 0.0, float("-inf")])  # class 2 not seen yet
+    ewc.after_task(model, x, y, task=0)
+    assert torch.equal(ewc.fisher["weight"][2], torch.zeros(3))  # no probability mass, no gradient
+    assert ewc.fisher["weight"][:2].sum() > 0

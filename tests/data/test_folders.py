@@ -51,3 +51,21 @@ def test_bad_images_are_skipped_with_a_count_or_stop_the_run(image_folder):
 def test_missing_data_folder():
     with pytest.raises(DataError, match="does not exist"):
         find_splits("no/such/folder")
+
+
+def test_csv_split_column_fixes_train_val_and_test(image_folder):
+    files = sorted(p.relative_to(image_folder) for p in image_folder.rglob("*.png"))
+    rows = ["path,label,split"]
+    for i, path in enumerate(files):
+        rows.append(f"{path},{path.parent.name},{('train', 'train', 'val', 'test')[i % 4]}")
+    (image_folder / "split.csv").write_text("\n".join(rows))
+    splits = find_splits(image_folder / "split.csv")
+    assert (len(splits.train), len(splits.val), len(splits.test)) == (12, 6, 6)
+    assert {p.name for p, _ in splits.test} == {files[i].name for i in range(3, len(files), 4)}
+
+
+def test_csv_test_rows_with_an_unknown_label_are_refused(image_folder):
+    first = sorted(image_folder.rglob("*.png"))[0].relative_to(image_folder)
+    (image_folder / "bad.csv").write_text(f"{first},a,train\n{first},zebra,test\n")
+    with pytest.raises(DataError, match="zebra"):
+        find_splits(image_folder / "bad.csv")

@@ -43,8 +43,19 @@ def test_multipart_and_raw_uploads_predict_top_k(client):
         assert response.status_code == 200, response.text
         predictions = response.json()["predictions"]
         assert len(predictions) == 2 and {p["class"] for p in predictions} <= {"a", "b", "c"}
-        assert sum(p["probability"] for p in predictions) <= 1.0 + 1e-6
     assert multipart.json()["predictions"] == raw.json()["predictions"]
+    # the served numbers are the model's own softmax on the decoded, resized, normalised image
+    from transferkit.data.images import load_image
+    from transferkit.data.transforms import build_transforms
+
+    net = client.app.state.model
+    dc = net.data_config
+    transform = build_transforms("none", dc.input_size, dc.mean, dc.std, train=False, interpolation=dc.interpolation)
+    with torch.no_grad():
+        probs = net(transform(load_image(_png(), name="x.png")).unsqueeze(0)).softmax(1)[0]
+    values, indices = probs.topk(2)
+    expected = [{"class": "abc"[i], "probability": round(float(v), 6)} for v, i in zip(values, indices.tolist())]
+    assert raw.json()["predictions"] == expected
 
 
 def test_oversized_upload_is_413(client):
@@ -75,3 +86,24 @@ def test_decompression_bomb_is_413_before_decoding(client):
     assert len(bomb) < 200
     response = client.post("/predict", content=bomb, headers={"content-type": "image/png"})
     assert response.status_code == 413 and "bomb" in response.json()["detail"]
+
+
+def test_inference_runs_off_the_event_loop():
+    import asyncio
+
+    torch.manual_seed(0)
+    model = build_model(make_tiny_backbone(), 3, ["a", "b", "c"])
+    on_loop = []
+
+    def record(_module, _inputs):
+        try:
+            asyncio.get_running_loop()
+            on_loop.append(True)  # a blocking forward here would stall every other request
+        except RuntimeError:
+            on_loop.append(False)
+
+    model.register_forward_pre_hook(record)
+    client = TestClient(create_app(model, top_k=2))
+    assert client.post("/predict", content=_png(), headers={"content-type": "image/png"}).status_code == 200
+    assert client.post("/predict", files={"file": ("x.png", _png(), "image/png")}).status_code == 200
+    assert on_loop == [False, False]

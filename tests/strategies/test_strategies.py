@@ -20,7 +20,10 @@ def test_feature_extraction_leaves_backbone_weights_and_bn_stats_bit_identical(c
     result = train_classifier(data, backbone, "feature-extraction", config(cache=cache), log=quiet)
     after = result.model.backbone.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before), "frozen backbone changed"
-    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    if cache == "auto":  # cached features: the linear head is solved in one step, below chance's ln(3) ≈ 1.10
+        assert len(result.history) == 1 and result.history[0]["train_loss"] < 1.0
+    else:  # no cache: epochs of SGD
+        assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
 
 
 def test_partial_fine_tuning_trains_only_the_deepest_groups():
@@ -78,7 +81,9 @@ def test_progressive_unfreezing_trains_more_parameters_each_stage():
 
 def test_lp_ft_probes_then_fine_tunes_everything_at_a_lower_rate():
     stages = create_strategy("lp-ft", probe_epochs=2, ft_lr_scale=0.1).stages(5, 4)
-    assert stages == [Stage(0, 2, 0), Stage(2, 5, -1, (0.1,) * 4, 0.1)]
+    assert stages == [Stage(0, 2, 0), Stage(2, 5, -1, (0.1,) * 4, 0.1, bn_eval=True)]  # BatchNorm frozen by default
+    stages = create_strategy("lp-ft", probe_epochs=2, ft_lr_scale=0.1, freeze_bn=False).stages(5, 4)
+    assert stages[1].bn_eval is False
 
 
 def test_unknown_strategy_and_bad_options():

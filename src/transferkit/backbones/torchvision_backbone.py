@@ -13,7 +13,13 @@ from torch import nn
 
 from transferkit.backbones._grouping import find_layer_groups
 from transferkit.backbones.base import DataConfig, ModelBackbone
-from transferkit.backbones.weights import hub_checkpoint, load_into, missing_weights_message, read_state_dict
+from transferkit.backbones.weights import (
+    hub_checkpoint,
+    load_into,
+    missing_weights_message,
+    read_state_dict,
+    source_head,
+)
 from transferkit.errors import ConfigError, WeightsNotFoundError
 
 
@@ -52,4 +58,6 @@ def create_torchvision_backbone(arch: str, weights: str | Path | None, **kwargs:
         t = default.transforms()
         crop = t.crop_size[0] if isinstance(t.crop_size, (list, tuple)) else t.crop_size
         data_config = DataConfig(int(crop), tuple(t.mean), tuple(t.std), t.interpolation.value)
-    return ModelBackbone(f"torchvision:{arch}", model, num_features, data_config, find_layer_groups(model))
+    backbone = ModelBackbone(f"torchvision:{arch}", model, num_features, data_config, find_layer_groups(model))
+    backbone.set_source_head(source_head(state_dict or {}, head))
+    return backbone

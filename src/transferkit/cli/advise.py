@@ -33,6 +33,7 @@ def advise(
         data_, pretrained, scratch, budget_epochs, TrainConfig(batch_size=batch_size, seed=seed), log=typer.echo
     )
     typer.echo(f"\nrecommended strategy: {advice.strategy}")
+    typer.echo(f"recommended input size: {advice.input_size} px (--image-size {advice.input_size})")
     for reason in advice.reasons:
         typer.echo(f"  - {reason}")
     if advice.negative_transfer:

@@ -18,15 +18,23 @@ def fit(
     backbone: str = typer.Option("efficientnet_lite0", help="timm or torchvision name; 'tv:' forces torchvision."),
     weights: str = typer.Option("imagenet", help="imagenet (offline caches only), none, or a .pth/.safetensors file."),
     strategy: str = typer.Option(
-        "feature-extraction",
-        help="feature-extraction, fine-tune, partial, discriminative, progressive, lp-ft, sklearn-logreg, "
-        "sklearn-svm, or PEFT: lora, adapter, bitfit, prompt.",
+        "auto",
+        help="auto (try budgeted recipes incl. classical baselines, keep the best on validation), "
+        "feature-extraction, fine-tune, partial, discriminative, progressive, lp-ft, sklearn-logreg, sklearn-svm, "
+        "sklearn-hog-svm, sklearn-pixels-svm, or PEFT: lora, adapter, bitfit, prompt.",
+    ),
+    time_budget: str = typer.Option("10m", help="auto: wall-clock budget for all recipes, e.g. 600, 10m, 1h."),
+    layers: Optional[str] = typer.Option(
+        None, help="Pool features from several layer groups: auto (chosen by CV on train), last, or NAME,NAME."
     ),
     groups: Optional[int] = typer.Option(None, help="partial: number of deepest layer groups to train."),
     ratio: Optional[float] = typer.Option(None, help="discriminative/progressive: lr ratio shallowest/deepest group."),
     epochs_per_stage: Optional[int] = typer.Option(None, help="progressive: epochs before the next group unfreezes."),
     probe_epochs: Optional[int] = typer.Option(None, help="lp-ft: epochs of linear probing."),
     ft_lr_scale: Optional[float] = typer.Option(None, help="lp-ft: lr multiplier of the fine-tuning stage."),
+    freeze_bn: Optional[bool] = typer.Option(
+        None, "--freeze-bn/--no-freeze-bn", help="lp-ft: keep BatchNorm statistics frozen while fine-tuning."
+    ),
     peft_options: Optional[str] = typer.Option(
         None, help="lora/adapter/prompt options as key=value,... e.g. r=4,alpha=8 (lora), reduction=16, pad=8."
     ),
@@ -55,6 +63,10 @@ def fit(
     cache_views: int = typer.Option(1, help="Augmented views cached per image (1: un-augmented)."),
     cache_max_gb: float = typer.Option(4.0, help="Largest in-memory cache of frozen outputs."),
     train_bn: bool = typer.Option(False, help="Let frozen BatchNorm layers update their statistics."),
+    head_solver: str = typer.Option(
+        "lbfgs", help="Head-only stages on cached features: lbfgs (solved to convergence) or sgd (epochs)."
+    ),
+    ema_decay: float = typer.Option(0.0, help="EMA of weights (e.g. 0.998), validated and saved; 0: off."),
     loggers: str = typer.Option("", help="Comma-separated experiment trackers: tensorboard, csv, mlflow."),
     preset: str = typer.Option("light", help="Augmentation: none, light, strong, microscopy."),
     auto_augment: str = typer.Option("none", help="none, randaugment, trivialaugment."),
@@ -74,7 +86,7 @@ def fit(
     config: Optional[Path] = typer.Option(None, help="YAML file of options; command-line flags override it."),
 ) -> None:
     """Train a classifier on a folder of images from a pretrained backbone."""
-    from transferkit.api import train_classifier
+    from transferkit.api import strategy_option_names, train_classifier
 
     p = merge_config_file(ctx, dict(ctx.params), config)
     p["peft_options"] = parse_key_values(p.get("peft_options"))
@@ -93,15 +105,22 @@ def fit(
         train_config(p),
         head=p["head"],
         head_options=head_options,
-        strategy_options=p,
+        strategy_options={k: p[k] for k in [*strategy_option_names(p["strategy"]), "peft_options"] if k in p},
         out=p["out"],
         resume=p["resume"],
+        layers=p.get("layers"),
+        time_budget=p.get("time_budget", "10m"),
     )
     m = result.metrics
-    typer.echo(
-        f"best epoch {result.best_epoch + 1}: val accuracy {m.accuracy:.4f}, macro F1 {m.f1:.4f}, "
-        f"precision {m.precision:.4f}, recall {m.recall:.4f}; {result.images_per_second:.0f} img/s over "
-        f"{result.train_seconds:.1f} s of training"
+    what = (
+        f"auto selected {result.extra['winner']}" if "winner" in result.extra else f"best epoch {result.best_epoch + 1}"
     )
+    typer.echo(
+        f"{what}: val accuracy {m.accuracy:.4f}, macro F1 {m.f1:.4f}, precision {m.precision:.4f}, "
+        f"recall {m.recall:.4f}; {result.train_seconds:.1f} s"
+    )
+    if result.test_metrics is not None:
+        t = result.test_metrics
+        typer.echo(f"test accuracy {t.accuracy:.4f}, macro F1 {t.f1:.4f} (test split, scored once after selection)")
     if result.run_dir is not None:
-        typer.echo(f"run folder: {result.run_dir} (best.pt, last.pt, metrics.csv, curves.png, confusion.png)")
+        typer.echo(f"run folder: {result.run_dir} (best.pt, best_metrics.json, report.html, …)")

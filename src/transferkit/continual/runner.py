@@ -98,6 +98,7 @@ def run_continual(
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+        learner.logit_mask = mask if class_incremental else None
         learner.after_task(model, task.train_x, task.train_y, t)
         model.eval()
         with torch.no_grad():

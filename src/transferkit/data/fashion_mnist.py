@@ -74,3 +74,28 @@ def balanced_subset(labels: Tensor, per_class: int, seed: int = 0) -> Tensor:
         idx = (labels == c).nonzero().flatten()
         picks.append(idx[torch.randperm(len(idx), generator=generator)[:per_class]])
     return torch.cat(picks).sort().values
+
+
+def labelled_split(
+    per_class: int, seed: int = 0, val_per_class: int = 30, test_images: int = 2000, root: str | Path | None = None
+):
+    """A small labelled problem: ``per_class`` training and ``val_per_class`` validation images per class drawn
+    from the official training split (``seed`` picks the subset), and ``test_images`` balanced images of the
+    official test split (the same ones for every seed). Returns three ``TensorImageDataset`` s."""
+    from transferkit.data.dataset import TensorImageDataset
+
+    images, labels = load_fashion_mnist("train", root)
+    test_x, test_y = load_fashion_mnist("test", root)
+    picked = balanced_subset(labels, per_class + val_per_class, seed)
+    picked = picked[torch.randperm(len(picked), generator=torch.Generator().manual_seed(seed))]
+    train_idx, val_idx, seen = [], [], [0] * len(CLASSES)
+    for i in picked.tolist():
+        c = int(labels[i])
+        (train_idx if seen[c] < per_class else val_idx).append(i)
+        seen[c] += 1
+    test_idx = balanced_subset(test_y, test_images // len(CLASSES), 0)
+    return (
+        TensorImageDataset(images[train_idx], labels[train_idx]),
+        TensorImageDataset(images[val_idx], labels[val_idx]),
+        TensorImageDataset(test_x[test_idx], test_y[test_idx]),
+    )

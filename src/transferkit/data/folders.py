@@ -69,26 +69,41 @@ def scan_class_folders(root: Path, classes: list[str] | None = None) -> tuple[li
     return classes, samples
 
 
-def read_csv(path: Path) -> tuple[list[str], list[Sample]]:
-    """A CSV with columns ``path,label`` (header optional); paths relative to the CSV's folder."""
-    rows: list[tuple[str, str]] = []
+SPLITS = ("train", "val", "test")
+
+
+def read_csv(path: Path) -> tuple[list[str], list[Sample], list[str]]:
+    """A CSV with columns ``path,label[,split]`` (header optional); paths relative to the CSV's folder.
+
+    Returns class names, samples, and each row's split (``train``/``val``/``test``, or ``""``).
+    """
+    rows: list[tuple[str, str, str]] = []
     with open(path, newline="") as handle:
         for lineno, row in enumerate(csv.reader(handle), start=1):
             if not row or row[0].startswith("#"):
                 continue
             if len(row) < 2:
-                raise DataError(f"{path}:{lineno}: expected 'path,label', got {row!r}.")
+                raise DataError(f"{path}:{lineno}: expected 'path,label[,split]', got {row!r}.")
             if lineno == 1 and row[0].strip().lower() in {"path", "file", "filename", "image"}:
                 continue
-            rows.append((row[0].strip(), row[1].strip()))
+            split = row[2].strip().lower() if len(row) > 2 else ""
+            split = "val" if split in ("valid", "validation") else split
+            if split not in ("", *SPLITS):
+                raise DataError(f"{path}:{lineno}: split must be train, val or test, got {row[2]!r}.")
+            rows.append((row[0].strip(), row[1].strip(), split))
     if not rows:
         raise DataError(f"{path} lists no images.")
-    classes = sorted({label for _, label in rows})
+    classes = sorted({label for _, label, split in rows if split != "test"} or {label for _, label, _ in rows})
+    unknown = sorted({label for _, label, split in rows if split == "test"} - set(classes))
+    if unknown:
+        raise DataError(
+            f"{path}: test rows have labels {unknown} that no training row has. Remove them or add training rows."
+        )
     index = {c: i for i, c in enumerate(classes)}
-    missing = [p for p, _ in rows if not (path.parent / p).is_file()]
+    missing = [p for p, _, _ in rows if not (path.parent / p).is_file()]
     if missing:
         raise DataError(f"{len(missing)} file(s) listed in {path} do not exist, e.g. {missing[:3]}.")
-    return classes, [(path.parent / p, index[label]) for p, label in rows]
+    return classes, [(path.parent / p, index[label]) for p, label, _ in rows], [split for _, _, split in rows]
 
 
 def stratified_split(samples: list[Sample], fraction: float, seed: int) -> tuple[list[Sample], list[Sample]]:
@@ -112,13 +127,19 @@ def find_splits(data: str | Path, val_fraction: float = 0.2, seed: int = 0) -> S
     Layouts:
         ``data/train/<class>/...`` + ``data/val/<class>/...`` (``valid``/``validation`` too; ``test/`` optional);
         ``data/<class>/...``, split into train/val (stratified, seeded);
-        ``data.csv`` with ``path,label`` rows, split likewise.
+        ``data.csv`` with ``path,label`` rows, split likewise; a third column ``split`` (train/val/test)
+    fixes each row's split (rows with ``test`` form the test split; unsplit rows go to train/val).
     """
     data = Path(data)
     if data.is_file() and data.suffix.lower() == ".csv":
-        classes, samples = read_csv(data)
-        train, val = stratified_split(samples, val_fraction, seed)
-        return Splits(classes, train, val)
+        classes, samples, splits = read_csv(data)
+        chosen = {name: [s for s, k in zip(samples, splits) if k == name] for name in (*SPLITS, "")}
+        pool = chosen["train"] + chosen[""]
+        if chosen["val"]:
+            train, val = sorted(pool), chosen["val"]
+        else:
+            train, val = stratified_split(pool, val_fraction, seed)
+        return Splits(classes, train, val, chosen["test"])
     if not data.exists():
         raise DataError(f"{str(data)!r} does not exist. Pass a folder of class sub-folders or a CSV of path,label.")
     train_dir = data / "train"

@@ -23,6 +23,9 @@ class EpochSampler(Sampler[int]):
         shuffle: Random order (training) or identity order (evaluation).
         weights: Per-sample weights: draw ``num_samples`` indices with replacement (class balancing).
         rank, world_size: This process's shard.
+        epoch: Which epoch's order, fixed at construction. There is deliberately no ``set_epoch``:
+            Lightning Fabric's loader calls ``sampler.set_epoch(<times this loader was iterated>)``,
+            which for a loader built per epoch is always 0 and gave every epoch epoch 0's order.
     """
 
     def __init__(
@@ -33,6 +36,7 @@ class EpochSampler(Sampler[int]):
         weights: Sequence[float] | None = None,
         rank: int = 0,
         world_size: int = 1,
+        epoch: int = 0,
     ) -> None:
         self.num_samples = num_samples
         self.seed = seed
@@ -40,9 +44,6 @@ class EpochSampler(Sampler[int]):
         self.weights = None if weights is None else torch.as_tensor(weights, dtype=torch.double)
         self.rank = rank
         self.world_size = world_size
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
     def _order(self) -> list[int]:

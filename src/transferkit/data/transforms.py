@@ -82,3 +82,19 @@ def build_transforms(
     if train and preset == "strong":
         steps.append(T.RandomErasing(p=0.25))
     return T.Compose(steps)
+
+
+TTA_MODES = ("none", "flip", "dihedral")
+
+
+def tta_views(images: Tensor, mode: str) -> list[Tensor]:
+    """Test-time views of a batch (N, C, H, W): ``flip`` adds the mirror image; ``dihedral`` the 8 flips
+    and 90° rotations (for images whose orientation carries no label, e.g. micrographs)."""
+    if mode == "none":
+        return [images]
+    if mode == "flip":
+        return [images, images.flip(-1)]
+    if mode == "dihedral":
+        rotations = [torch.rot90(images, k, dims=(-2, -1)) for k in range(4)]
+        return rotations + [r.flip(-1) for r in rotations]
+    raise ConfigError(f"tta must be one of {', '.join(TTA_MODES)}, got {mode!r}.")

@@ -52,6 +52,7 @@ class FitResult:
     images_per_second: float
     stopped_early: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    test_metrics: Metrics | None = None  # set after selection when the data has a test split
 
 
 def _seed_epoch(seed: int, epoch: int) -> None:
@@ -78,6 +79,39 @@ def best_epoch_of(history: list[dict[str, Any]], monitor: str) -> int:
         if _is_better(row[monitor], history[best][monitor], monitor):
             best = i
     return history[best]["epoch"]
+
+
+def _lone_last_batch(samples: int, batch_size: int) -> bool:
+    """Whether an epoch would end with a batch of a single image (dropped when training)."""
+    return samples > batch_size and samples % batch_size == 1
+
+
+def _rows_since_best(history: list[dict[str, Any]], monitor: str) -> int:
+    best = best_epoch_of(history, monitor)
+    return len(history) - 1 - next(i for i, row in enumerate(history) if row["epoch"] == best)
+
+
+def _save_epoch(out: Path, model, trainer, optimizer, scheduler, epoch, stage_index, history, improved) -> None:
+    """``last.pt`` every epoch (raw weights, optimizer, scheduler, EMA: all a resume needs); ``best.pt`` if improved."""
+    if improved:
+        best = trainer.evaluated_model().state_dict()
+        atomic_save({"spec": model.spec(), "state_dict": best, "epoch": epoch}, out / "best.pt")
+    ema = trainer.ema
+    atomic_save(
+        {
+            "spec": model.spec(),
+            "state_dict": model.state_dict(),
+            "epoch": epoch,
+            "stage": stage_index,
+            "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            "ema": ema.module.state_dict() if ema is not None else None,
+            "ema_step": trainer.ema_step,
+            "history": history,
+        },
+        out / "last.pt",
+    )
+    run_dir.write_metrics_csv(out, history)
 
 
 def make_fabric(config: TrainConfig) -> Fabric:
@@ -157,6 +191,10 @@ class _Trainer:
         if config.cutmix > 0:
             mixers.append(T.CutMix(alpha=config.cutmix, num_classes=self.num_classes))
         self.mixer: Callable | None = T.RandomChoice(mixers) if mixers else None
+        self.stage: Stage | None = None
+        self.ema: Any = None
+        self.ema_step = 0
+        self.solved = ""
 
     # --- pieces -------------------------------------------------------------------------------
     def cache_level(self, stage: Stage) -> tuple[int | None, str]:
@@ -167,7 +205,7 @@ class _Trainer:
         """
         num_groups = len(self.groups)
         frozen = num_groups - stage.num_trainable(num_groups)
-        if frozen == 0 or self.config.cache == "off":
+        if (num_groups and frozen == 0) or self.config.cache == "off":
             return None, ""
         if self.mixer is not None:
             return None, "no cache: Mixup/CutMix mix images, so frozen outputs change every step"
@@ -204,8 +242,8 @@ class _Trainer:
             weights=self.sample_weights if shuffle else None,
             rank=self.fabric.global_rank,
             world_size=self.fabric.world_size,
+            epoch=epoch,
         )
-        sampler.set_epoch(epoch)
         workers = 0 if isinstance(dataset, TensorDataset) else self.config.num_workers
         loader = DataLoader(
             dataset,
@@ -213,10 +251,13 @@ class _Trainer:
             sampler=sampler,
             num_workers=workers,
             generator=torch.Generator().manual_seed(self.config.seed * 7919 + epoch),
+            # a last training batch of one image breaks BatchNorm in heads (MLP) and carries no statistics
+            drop_last=shuffle and _lone_last_batch(len(sampler), self.config.batch_size),
         )
         return self.fabric.setup_dataloaders(loader, use_distributed_sampler=False)
 
     def setup_stage(self, stage: Stage, steps_per_epoch: int) -> tuple[nn.Module, Any, Any]:
+        self.stage = stage
         set_trainable(self.groups, stage.num_trainable(len(self.groups)))
         self.raw.head.requires_grad_(True)
         self.strategy.configure_trainable(self.raw)
@@ -225,11 +266,55 @@ class _Trainer:
         scheduler = build_scheduler(optimizer, self.config, stage.end - stage.start, steps_per_epoch)
         module = self.fabric.setup_module(self.raw)
         optimizer = self.fabric.setup_optimizers(optimizer)
+        self.ema, self.ema_step = None, 0
+        if self.config.ema_decay > 0:  # restarted per stage: a stage may begin with a solved head
+            from timm.utils import ModelEmaV3
+
+            self.ema = ModelEmaV3(self.raw, decay=self.config.ema_decay, use_warmup=True, warmup_power=0.75)
         return module, optimizer, scheduler
+
+    def evaluated_model(self) -> nn.Module:
+        """The weights that are validated, selected and saved: the EMA's when it is on."""
+        return self.ema.module if self.ema is not None else self.raw
+
+    def solvable(self, stage: Stage, level: int | None) -> bool:
+        """Whether this head-only stage is solved in closed form instead of trained by SGD (see ``head_solver``)."""
+        num_groups = len(self.groups)
+        return (
+            self.config.head_solver == "lbfgs"
+            and level == num_groups
+            and stage.num_trainable(num_groups) == 0
+            and isinstance(getattr(self.raw.head, "fc", None), nn.Linear)
+            and getattr(self.raw.head, "in_features", None) == self.raw.head.fc.in_features
+            and self.mixer is None
+            and self.config.balance == "none"
+            and not any(p.requires_grad for p in self.extra_params)
+        )
+
+    def solve_head(self, epoch: int) -> tuple[float, float, int]:
+        """Fit the linear head to convergence on the cached training features (L2 by CV on view 0)."""
+        from transferkit.heads.probe import linear_probe, load_into_head
+
+        level = len(self.groups)
+        views = [self.cached(level, view) for view in range(len(self.cache.views))]
+        smoothing = self.config.label_smoothing  # the loss the next stage trains with
+        chosen = linear_probe(*views[0], self.num_classes, seed=self.config.seed, label_smoothing=smoothing)
+        probe = chosen
+        if len(views) > 1:  # augmented views: more rows for the fit, C from the un-leaked first view
+            features, labels = torch.cat([v[0] for v in views]), torch.cat([v[1] for v in views])
+            probe = linear_probe(features, labels, self.num_classes, Cs=(chosen.C,), label_smoothing=smoothing)
+        load_into_head(probe, self.raw.head)
+        features, labels = views[0]
+        logits = probe.logits(features)
+        self.solved = f"C={chosen.C:g}, 3-fold CV accuracy {chosen.cv_accuracy:.3f}"
+        accuracy = float((logits.argmax(1) == labels).float().mean())
+        return float(nn.functional.cross_entropy(logits, labels)), accuracy, len(labels)
 
     def steps_per_epoch(self) -> int:
         per_rank = math.ceil(len(self.train_set) / self.fabric.world_size)
-        return math.ceil(math.ceil(per_rank / self.config.batch_size) / self.config.grad_accum)
+        batches = math.ceil(per_rank / self.config.batch_size)
+        batches -= _lone_last_batch(per_rank, self.config.batch_size)  # dropped by loader()
+        return math.ceil(batches / self.config.grad_accum)
 
     def train_epoch(
         self, module: nn.Module, optimizer: Any, scheduler: Any, epoch: int, level: int | None
@@ -242,7 +327,11 @@ class _Trainer:
         else:
             loader = self.loader(self.train_set, epoch)
         module.train()
-        apply_bn_policy(self.groups, config.train_bn)
+        apply_bn_policy(self.groups, config.train_bn, self.raw.backbone)
+        if self.stage.bn_eval:  # keep pretraining statistics in every group (LP-FT's fine-tuning stage)
+            for group in self.groups:
+                for bn in group.batchnorms():
+                    bn.eval()
         total_loss, correct, seen = 0.0, 0, 0
         batches = loader
         if config.progress and self.fabric.is_global_zero:
@@ -264,7 +353,8 @@ class _Trainer:
                 if not torch.isfinite(loss):
                     raise TrainingError(
                         f"The loss became {loss.item()} at epoch {epoch + 1}, batch {step + 1} "
-                        f"(lr={optimizer.param_groups[-1]['lr']:.3g}, precision={self.fabric._precision.precision}). "
+                        f"(lr={optimizer.param_groups[-1]['lr']:.3g}, "
+                        f"precision={resolve_precision(config.precision, config.accelerator)}). "
                         "Lower --lr (see `transferkit lr-find`), set --max-grad-norm, or use --precision 32-true. "
                         f"{'The last finished epoch is saved in ' + str(self.out / 'last.pt') if self.out else ''}"
                     )
@@ -276,6 +366,9 @@ class _Trainer:
                 optimizer.zero_grad(set_to_none=True)
                 if scheduler is not None and config.scheduler in PER_STEP:
                     scheduler.step()
+                if self.ema is not None:
+                    self.ema.update(self.raw, step=self.ema_step)
+                    self.ema_step += 1
             total_loss += loss.item() * len(hard)
             correct += int((logits.argmax(1) == hard).sum())
             seen += len(hard)
@@ -284,14 +377,17 @@ class _Trainer:
         return float(stats[0] / stats[2]), float(stats[1] / stats[2]), int(stats[2])
 
     def evaluate(self, module: nn.Module, level: int | None) -> tuple[float, Metrics, Tensor]:
+        if self.ema is not None:
+            module = self.ema.module
         module.eval()
+        net = self.evaluated_model()
         if level is not None:
             features, labels = self.cached(level, None)
             kwargs = self.inputs_kwargs(level)
             with torch.inference_mode(), self.fabric.autocast():
                 logits = torch.cat(
                     [
-                        self.raw(chunk.to(self.fabric.device), **kwargs).float().cpu()
+                        net(chunk.to(self.fabric.device), **kwargs).float().cpu()
                         for chunk in features.split(self.config.batch_size)
                     ]
                 )
@@ -381,7 +477,8 @@ def fit(
     module = optimizer = scheduler = None
     current_stage, level = -1, None
     stopped_early, train_seconds, train_images = False, 0.0, 0
-    for epoch in range(start_epoch, config.epochs):
+    epoch = start_epoch
+    while epoch < config.epochs:
         stage_index, stage = strategy.stage_at(epoch, config.epochs, len(trainer.groups))
         if stage_index != current_stage:
             module, optimizer, scheduler = trainer.setup_stage(stage, trainer.steps_per_epoch())
@@ -389,6 +486,9 @@ def fit(
                 optimizer.load_state_dict(state["optimizer"])
                 if scheduler is not None and state.get("scheduler") is not None:
                     scheduler.load_state_dict(state["scheduler"])
+                if trainer.ema is not None and state.get("ema") is not None:
+                    trainer.ema.module.load_state_dict(state["ema"])
+                    trainer.ema_step = int(state["ema_step"])
             state = None
             current_stage = stage_index
             level, why = trainer.cache_level(stage)
@@ -398,15 +498,23 @@ def fit(
                     f"Stage {stage_index + 1}/{len(trainer.stages)} (epochs {stage.start + 1}-{stage.end}): "
                     f"{stage.num_trainable(len(trainer.groups))}/{len(trainer.groups)} layer groups trainable, "
                     f"{trainable:,}/{total:,} parameters ({100 * trainable / total:.2f}%)"
-                    f"{', ' + why if why else ''}."
+                    f"{', ' + why if why else ''}"
+                    f"{', linear head solved by L-BFGS' if trainer.solvable(stage, level) else ''}."
                 )
+        solved = trainer.solvable(stage, level)
+        if solved and epoch > stage.start:  # resumed inside a stage that was solved at its first epoch
+            epoch = stage.end
+            continue
         _seed_epoch(config.seed, epoch)
         if level is not None:
             with torch.random.fork_rng():  # a view's augmentations depend on the view only
                 torch.manual_seed(config.seed * 7919 + epoch % len(trainer.cache.views))
                 trainer.cached(level, epoch)
         started = time.perf_counter()
-        train_loss, train_acc, seen = trainer.train_epoch(module, optimizer, scheduler, epoch, level)
+        if solved:
+            train_loss, train_acc, seen = trainer.solve_head(epoch)
+        else:
+            train_loss, train_acc, seen = trainer.train_epoch(module, optimizer, scheduler, epoch, level)
         seconds = time.perf_counter() - started
         train_seconds += seconds
         train_images += seen
@@ -434,34 +542,19 @@ def fit(
         log_epoch(loggers, row)
         improved = best_epoch_of(history, config.monitor) == epoch
         if improved:
-            best_state = copy.deepcopy(model.state_dict())
+            best_state = copy.deepcopy(trainer.evaluated_model().state_dict())
         if fabric.is_global_zero:
+            what = f"head solved ({trainer.solved})" if solved else f"{seen / max(seconds, 1e-9):.0f} img/s"
             log(
                 f"epoch {epoch + 1:3d}/{config.epochs} train loss {train_loss:.4f} acc {train_acc:.3f} | val loss "
-                f"{val_loss:.4f} acc {metrics.accuracy:.3f} f1 {metrics.f1:.3f} | {seen / max(seconds, 1e-9):.0f} img/s"
-                f"{' *' if improved else ''}"
+                f"{val_loss:.4f} acc {metrics.accuracy:.3f} f1 {metrics.f1:.3f} | {what}{' *' if improved else ''}"
             )
             if out_path is not None:
+                _save_epoch(out_path, model, trainer, optimizer, scheduler, epoch, stage_index, history, improved)
                 if improved:
-                    atomic_save(
-                        {"spec": model.spec(), "state_dict": model.state_dict(), "epoch": epoch}, out_path / "best.pt"
-                    )
                     run_dir.write_json(out_path, "best_metrics.json", {"epoch": epoch, **vars(metrics)})
-                atomic_save(
-                    {
-                        "spec": model.spec(),
-                        "state_dict": model.state_dict(),
-                        "epoch": epoch,
-                        "stage": stage_index,
-                        "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict() if scheduler is not None else None,
-                        "history": history,
-                    },
-                    out_path / "last.pt",
-                )
-                run_dir.write_metrics_csv(out_path, history)
-        best_epoch = best_epoch_of(history, config.monitor)
-        if config.patience is not None and epoch - best_epoch >= config.patience:
+        epoch = stage.end if solved else epoch + 1
+        if config.patience is not None and _rows_since_best(history, config.monitor) >= config.patience:
             stopped_early = True
             if fabric.is_global_zero:
                 log(f"Early stopping: {config.monitor} has not improved for {config.patience} epochs.")
@@ -470,6 +563,7 @@ def fit(
     best_epoch = best_epoch_of(history, config.monitor)
     if best_state is not None:
         model.load_state_dict(best_state)
+    trainer.ema = None  # the model now holds the selected (EMA) weights
     module = fabric.setup_module(model) if module is None else module
     # the cached outputs still hold for the best weights if those groups were frozen at the best epoch too
     num_groups = len(trainer.groups)

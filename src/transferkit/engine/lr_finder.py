@@ -22,6 +22,7 @@ from transferkit.engine.config import TrainConfig, frozen_autocast_dtype
 from transferkit.engine.loop import make_fabric
 from transferkit.engine.model import TransferModel
 from transferkit.engine.optim import build_optimizer, param_groups
+from transferkit.errors import TrainingError
 from transferkit.strategies.base import Strategy
 from transferkit.strategies.freezing import apply_bn_policy, set_trainable
 
@@ -51,8 +52,19 @@ class LRFinderResult:
 
 
 def suggest_lr(lrs: list[float], losses: list[float]) -> float:
-    """The rate of steepest descent of the loss, before its minimum; a tenth of the minimum's rate if too short."""
-    losses_a = np.asarray(losses)
+    """The rate of steepest descent of the loss, before its minimum; a tenth of the minimum's rate if too short.
+
+    Raises:
+        TrainingError: when no finite loss was recorded (the test diverged at once).
+    """
+    losses_a = np.asarray(losses, dtype=np.float64)
+    if not len(losses_a) or not np.isfinite(losses_a).any():
+        raise TrainingError(
+            f"The learning-rate range test recorded no finite loss ({len(losses_a)} step(s)): it diverged at "
+            "once. Lower the start rate (--start-lr), check the images and labels, or use --precision 32-true."
+        )
+    finite = np.isfinite(losses_a)
+    lrs, losses_a = [lr for lr, ok in zip(lrs, finite) if ok], losses_a[finite]
     stop = int(losses_a.argmin())
     if stop < 3:
         return lrs[stop] / 10
@@ -72,15 +84,23 @@ def lr_range_test(
     diverge: float = 4.0,
     cache_from: Dataset | None = None,
 ) -> LRFinderResult:
-    """Run the range test in the strategy's first stage (head-only stages use cached features)."""
+    """Run the range test in the strategy's first stage (head-only stages use cached features).
+
+    The strategy's ``prepare`` runs first, so PEFT strategies add their modules to ``model`` and
+    their parameters are part of the test (the network's weights are restored afterwards).
+    """
     fabric = make_fabric(config)
+    strategy.prepare(model)
     model.to(fabric.device)
     saved = copy.deepcopy(model.state_dict())
     groups = model.backbone.layer_groups()
     stage = strategy.stages(config.epochs, len(groups))[0]
     set_trainable(groups, stage.num_trainable(len(groups)))
     model.head.requires_grad_(True)
-    cached = stage.num_trainable(len(groups)) == 0
+    strategy.configure_trainable(model)
+    in_groups = {id(p) for g in groups for p in g.parameters()}
+    extra = [p for p in model.backbone.parameters() if id(p) not in in_groups]  # PEFT parameters
+    cached = stage.num_trainable(len(groups)) == 0 and not any(p.requires_grad for p in extra)
     if cached:
         features, labels = extract_features(
             fabric,
@@ -90,7 +110,7 @@ def lr_range_test(
             autocast_dtype=frozen_autocast_dtype(config.precision, fabric.device),
         )
         train = TensorDataset(features, labels)
-    optimizer = build_optimizer(param_groups(groups, model.head, stage, config), config)
+    optimizer = build_optimizer(param_groups(groups, model.head, stage, config, extra), config)
     base = [g["lr"] / config.lr for g in optimizer.param_groups]
     module, optimizer = fabric.setup(model, optimizer)
     loader = DataLoader(

@@ -84,21 +84,21 @@ class LoRAConv2d(nn.Conv2d, _LoRAMixin):
     @classmethod
     def wrap(cls, base: nn.Conv2d, r: int, alpha: float, dropout: float) -> LoRAConv2d:
         layer = cls.__new__(cls)
-        nn.Module.__init__(layer)
-        for attr in (
-            "in_channels",
-            "out_channels",
-            "kernel_size",
-            "stride",
-            "padding",
-            "dilation",
-            "groups",
-            "padding_mode",
-            "transposed",
-            "output_padding",
-            "_reversed_padding_repeated_twice",
-        ):
-            setattr(layer, attr, getattr(base, attr))
+        # Conv2d's own constructor sets every attribute its forward needs (public API); the weights it
+        # creates on the "meta" device cost nothing and are replaced by the original's shared ones
+        nn.Conv2d.__init__(
+            layer,
+            base.in_channels,
+            base.out_channels,
+            base.kernel_size,
+            base.stride,
+            base.padding,
+            base.dilation,
+            base.groups,
+            base.bias is not None,
+            base.padding_mode,
+            device="meta",
+        )
         layer.weight, layer.bias = base.weight, base.bias
         a_shape = (r, base.in_channels, *base.kernel_size)
         layer._init_lora(r, alpha, dropout, a_shape, (base.out_channels, r, 1, 1))

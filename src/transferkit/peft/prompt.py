@@ -32,6 +32,8 @@ class TokenPrompt(nn.Module):
 class PadPrompt(nn.Module):
     def __init__(self, size: int, pad: int) -> None:
         super().__init__()
+        if pad < 1:  # pad=0 would slice [0:-0], i.e. make the whole image the prompt
+            raise ConfigError(f"Prompt padding must be at least 1 pixel, got pad={pad}.")
         if 2 * pad >= size:
             raise ConfigError(f"Prompt padding {pad} leaves nothing of a {size}px image; use pad < {size // 2}.")
         self.size = size

@@ -11,14 +11,14 @@ from transferkit.strategies import (  # noqa: F401  (registration)
 )
 from transferkit.strategies.base import Stage, Strategy, create_strategy, strategies
 from transferkit.strategies.freezing import apply_bn_policy, freeze, set_trainable, trainable_fraction, unfreeze
-from transferkit.strategies.sklearn_probe import fit_sklearn_probe
+from transferkit.strategies.sklearn_probe import fit_sklearn_head
 
 __all__ = [
     "Stage",
     "Strategy",
     "apply_bn_policy",
     "create_strategy",
-    "fit_sklearn_probe",
+    "fit_sklearn_head",
     "freeze",
     "set_trainable",
     "strategies",

@@ -23,7 +23,8 @@ class Stage:
     """Epochs ``[start, end)`` with the deepest ``trainable`` groups unfrozen (``-1`` = all).
 
     ``lr_scales[i]`` multiplies the base learning rate of group ``i`` (shallow → deep);
-    ``head_lr_scale`` that of the head.
+    ``head_lr_scale`` that of the head. ``bn_eval`` keeps every BatchNorm layer in eval mode
+    (running statistics of pretraining, also in trainable groups) during the stage.
     """
 
     start: int
@@ -31,6 +32,7 @@ class Stage:
     trainable: int
     lr_scales: tuple[float, ...] | None = None
     head_lr_scale: float = 1.0
+    bn_eval: bool = False
 
     def num_trainable(self, num_groups: int) -> int:
         return num_groups if self.trainable < 0 else min(self.trainable, num_groups)

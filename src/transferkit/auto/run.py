@@ -1,0 +1,341 @@
+"""``--strategy auto``: try the recipes within a time budget, select on validation, save the winner.
+
+1. Measure this machine's speed for the backbone (:class:`~transferkit.auto.budget.CostProbe`).
+2. Run each recipe that fits the remaining budget (trained ones at the largest input size
+   that fits), each on the same training split, scored on the validation split only.
+3. Add the probability-averaged ensemble of the two best.
+4. Pick the best validation accuracy (ties: lower validation loss); save it as ``best.pt``
+   like any run, with ``auto.json`` listing what was tried, how it scored and how long it took.
+
+The test split is never seen here: candidates get the data without it, and
+:func:`~transferkit.api.train_classifier` scores the winner on it once, afterwards.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from transferkit.auto.budget import (
+    EPOCH_OVERHEAD,
+    HOG_SECONDS_PER_IMAGE,
+    RECIPE_OVERHEAD,
+    CostProbe,
+    svm_seconds,
+)
+from transferkit.auto.ledger import Ledger
+from transferkit.auto.recipes import DEFAULT_RECIPES, Recipe
+from transferkit.backbones import ModelBackbone, create_backbone
+from transferkit.engine.checkpoint import atomic_save
+from transferkit.engine.config import TrainConfig
+from transferkit.engine.distributed import dataset_logits
+from transferkit.engine.ensemble import EnsembleModel
+from transferkit.engine.loop import FitResult, make_fabric
+from transferkit.engine.metrics import Metrics, classification_metrics
+from transferkit.errors import ConfigError, DataError
+
+INHERITED = ("seed", "precision", "num_workers", "accelerator", "devices", "num_nodes", "top_k", "channels_last")
+INHERITED += ("cache_max_gb", "progress")
+
+
+@dataclass
+class Trial:
+    """One recipe's outcome (``status``: ``ok`` or ``skipped``, with the reason in ``note``)."""
+
+    name: str
+    status: str
+    size: int | None = None
+    estimate: float = 0.0
+    seconds: float = 0.0
+    val_accuracy: float = math.nan
+    val_loss: float = math.nan
+    note: str = ""
+    model: nn.Module | None = None
+    val_probs: torch.Tensor | None = None
+    result: FitResult | None = None
+
+    def row(self) -> dict[str, Any]:
+        return {
+            "recipe": self.name,
+            "status": self.status,
+            "input_size": self.size,
+            "val_accuracy": None if math.isnan(self.val_accuracy) else round(self.val_accuracy, 4),
+            "val_loss": None if math.isnan(self.val_loss) else round(self.val_loss, 4),
+            "seconds": round(self.seconds, 1),
+            "estimated_seconds": round(self.estimate, 1),
+            "note": self.note,
+        }
+
+
+def parse_budget(text: str | float | int) -> float:
+    """Seconds from ``600``, ``"600"``, ``"10m"``, ``"1.5h"``."""
+    if isinstance(text, (int, float)):
+        return float(text)
+    value = text.strip().lower()
+    scale = {"s": 1, "m": 60, "h": 3600}.get(value[-1:], None)
+    try:
+        seconds = float(value[:-1]) * scale if scale else float(value)
+    except ValueError:
+        raise ConfigError(
+            f"--time-budget must be seconds or a number with s/m/h, e.g. 600 or 10m; got {text!r}."
+        ) from None
+    if seconds <= 0:
+        raise ConfigError(f"--time-budget must be positive, got {text!r}.")
+    return seconds
+
+
+def recipe_config(recipe: Recipe, base: TrainConfig, train_images: int) -> TrainConfig:
+    """The recipe's settings, with the user's seed, precision, devices and workers.
+
+    Epochs grow on small data until the recipe runs ``min_steps`` optimizer steps (at most ``max_epochs``).
+    """
+    inherited = {k: getattr(base, k) for k in INHERITED}
+    config = TrainConfig(**{**recipe.config, **inherited})
+    steps_per_epoch = max(1, math.ceil(train_images / (config.batch_size * config.grad_accum)))
+    epochs = min(
+        max(config.epochs, math.ceil(recipe.min_steps / steps_per_epoch)), max(recipe.max_epochs, config.epochs)
+    )
+    return dataclasses.replace(config, epochs=epochs)
+
+
+def estimate(recipe: Recipe, size: int | None, probe: CostProbe, data, cfg: TrainConfig) -> float:
+    """Estimated seconds of ``recipe`` at input ``size`` on this machine (see :mod:`transferkit.auto.budget`)."""
+    from transferkit.api import rebind
+
+    n_train, n_val = len(data.train), len(data.val)
+    images = n_train + n_val
+    if recipe.classical:
+        return RECIPE_OVERHEAD + images * HOG_SECONDS_PER_IMAGE + svm_seconds(n_train)
+    size = size or data.data_config.input_size  # recipes without sizes run at the data's size
+    forward = probe.forward(size)
+    if not recipe.trained:  # frozen features: every group once for --layers auto, then the cached views
+        passes = n_train * (cfg.cache_views + (1 if recipe.layers == "auto" else 0)) + n_val
+        load = probe.load(data.train, data.data_config.input_size) if cfg.cache_views > 1 else 0.0
+        return RECIPE_OVERHEAD + passes * (forward + load) + 5.0 + n_train * 0.02  # + layer selection and C search
+    load = probe.load(rebind(data, data.data_config, size).train, size)
+    epochs = cfg.epochs
+    fixed = RECIPE_OVERHEAD + epochs * EPOCH_OVERHEAD
+    if recipe.strategy == "partial":
+        groups = _groups(recipe, probe.backbone)
+        cached = (cfg.cache_views * n_train + n_val) * (0.5 * forward + load)  # the frozen bottom: about half
+        return fixed + cached + epochs * n_train * probe.train(size, groups) + epochs * n_val * forward * 0.5
+    per_epoch = n_train * (probe.train(size) + load) + n_val * (forward + load)
+    return fixed + images * forward + epochs * per_epoch
+
+
+def _groups(recipe: Recipe, backbone) -> int:
+    fraction = recipe.options.get("groups_fraction")
+    if fraction is None:
+        return int(recipe.options.get("groups", 2))
+    return max(1, round(fraction * len(backbone.layer_groups())))
+
+
+def plan(recipe: Recipe, probe: CostProbe, data, cfg: TrainConfig, remaining: float):
+    """(input size or None, estimated seconds), or (None, inf) when nothing fits ``remaining``."""
+    for size in recipe.sizes or (None,):
+        seconds = estimate(recipe, size, probe, data, cfg)
+        if seconds <= remaining:
+            return size, seconds
+    return None, math.inf
+
+
+def _fresh(backbone: str | ModelBackbone, weights) -> ModelBackbone:
+    """A new copy of the pretrained backbone for each recipe (no recipe trains another's weights)."""
+    return create_backbone(backbone, weights=weights) if isinstance(backbone, str) else copy.deepcopy(backbone)
+
+
+def fit_auto(
+    data,
+    backbone: str | ModelBackbone = "efficientnet_lite0",
+    config: TrainConfig | None = None,
+    weights: str | Path | None = "imagenet",
+    out: str | Path | None = None,
+    time_budget: str | float = 600.0,
+    recipes: Sequence[Recipe] = DEFAULT_RECIPES,
+    log: Callable[[str], None] = print,
+    image_size: int | None = None,
+    resume: bool = False,
+) -> FitResult:
+    """Try ``recipes`` on ``data`` within ``time_budget`` seconds; return (and save) the best on validation.
+
+    ``image_size`` fixes the input size of every network recipe (default: each recipe picks the
+    largest of its sizes that fits the budget). ``resume`` continues a killed run in ``out``
+    (see :mod:`transferkit.auto.ledger`). ``data.test`` is never read.
+    ``FitResult.extra["auto"]`` holds every trial's row, ``extra["trials"]`` the trials with their models.
+    """
+    from transferkit.api import Data
+
+    budget = parse_budget(time_budget)
+    config = config or TrainConfig()
+    out_path = Path(out) if out is not None else None
+    ledger = Ledger(out_path, resume)
+    started = time.perf_counter() - ledger.spent()
+    data = dataclasses.replace(data, test=None)  # candidates and selection never see the test split
+    assert isinstance(data, Data)
+    fabric = make_fabric(config)
+    probe = CostProbe(_fresh(backbone, weights).to(fabric.device), config)
+    trials: list[Trial] = []
+    for index, recipe in enumerate(recipes):
+        if image_size and recipe.sizes:
+            recipe = dataclasses.replace(recipe, sizes=(image_size,))
+        allowed = allowance(recipes, index, budget, budget - (time.perf_counter() - started))
+        folder = out_path / "candidates" / recipe.name if out_path is not None else None
+        job = (recipe, probe, data, backbone, weights, config, folder, log)
+        entry = ledger.get(recipe.name)
+        trials.append(_replay(entry, *job) if entry else _try(ledger, allowed, *job))
+    done = [t for t in trials if t.status == "ok"]
+    if not done:
+        cheapest = min(t.estimate for t in trials)
+        raise ConfigError(
+            f"--time-budget {budget:.0f} s is too small for any recipe on {len(data.train)} training images here; "
+            f"the cheapest needs about {cheapest:.0f} s. Raise --time-budget to at least {math.ceil(cheapest) + 5}."
+        )
+    if len(done) >= 2:
+        trials.append(ensemble_trial(sorted(done, key=_rank)[:2], data, config))
+    winner = min((t for t in trials if t.status == "ok"), key=_rank)
+    log(format_trials(trials, winner))
+    return _finish(winner, trials, data, out_path, time.perf_counter() - started, log)
+
+
+def _try(ledger, allowed, recipe, probe, data, backbone, weights, config, folder, log) -> Trial:
+    """Run ``recipe`` at the largest size whose estimate fits ``allowed`` seconds, or skip it and say why."""
+    cfg = recipe_config(recipe, config, len(data.train))
+    size, seconds = plan(recipe, probe, data, cfg, allowed)
+    if math.isinf(seconds):
+        cheapest = estimate(recipe, recipe.sizes[-1] if recipe.sizes else None, probe, data, cfg)
+        note = f"estimated {cheapest:.0f} s > {max(allowed, 0):.0f} s it may use of the budget"
+        log(f"[auto] {recipe.name}: skipped ({note})")
+        ledger.record(recipe.name, status="skipped", estimate=cheapest, note=note)
+        return Trial(recipe.name, "skipped", estimate=cheapest, note=note)
+    log(f"[auto] {recipe.name} ({recipe.about}){f' at {size} px' if size else ''}: about {seconds:.0f} s")
+    ledger.record(recipe.name, status="running", size=size, estimate=seconds)
+    trial = run_recipe(recipe, size, seconds, data, backbone, weights, cfg, folder, log)
+    ledger.record(recipe.name, status=trial.status, seconds=trial.seconds, note=trial.note)
+    return trial
+
+
+def _replay(entry, recipe, probe, data, backbone, weights, config, folder, log) -> Trial:
+    """A resumed run: the recorded decision, the finished candidate reloaded, or the interrupted one resumed."""
+    from transferkit.api import rebind
+    from transferkit.engine.model import load_model
+
+    size, estimate_s = entry.get("size"), float(entry.get("estimate", 0.0))
+    if entry["status"] == "skipped":
+        return Trial(recipe.name, "skipped", estimate=estimate_s, note=entry.get("note", ""))
+    if entry["status"] == "ok" and folder is not None and (folder / "best.pt").is_file():
+        model = load_model(folder / "best.pt", backbone if isinstance(backbone, ModelBackbone) else None)
+        probs, metrics, loss = validation_scores(model, rebind(data, model.data_config), config)
+        log(f"[auto] {recipe.name}: finished before the interruption, reloaded (val accuracy {metrics.accuracy:.4f})")
+        return Trial(recipe.name, "ok", model.data_config.input_size, estimate_s, float(entry["seconds"]),
+                     metrics.accuracy, loss, "", model, probs)  # fmt: skip
+    cfg = recipe_config(recipe, config, len(data.train))
+    log(f"[auto] {recipe.name}: interrupted before, resuming at {size or 'its'} px")
+    resume = folder is not None and (folder / "last.pt").is_file()
+    return run_recipe(recipe, size, estimate_s, data, backbone, weights, cfg, folder, log, resume=resume)
+
+
+def allowance(recipes: Sequence[Recipe], index: int, budget: float, remaining: float) -> float:
+    """Seconds recipe ``index`` may take: its share of the budget, or more when the recipes after it can
+    still have theirs (so time a cheap recipe left unused goes to the next ones, the last taking the rest)."""
+    later = sum(min(r.share, 1.0) for r in recipes[index + 1 :] if r.trained) * budget
+    return min(remaining, max(recipes[index].share * budget, remaining - later))
+
+
+def _rank(trial: Trial) -> tuple[float, float]:
+    return (-trial.val_accuracy, trial.val_loss)
+
+
+def run_recipe(recipe, size, estimate_s, data, backbone, weights, cfg, folder, log, resume: bool = False) -> Trial:
+    """Train one recipe on ``data`` (no test split) and score it on the validation split."""
+    from transferkit.api import rebind, train_classifier
+
+    bb = _fresh(backbone, weights)
+    bound = rebind(data, data.data_config, size) if size else data  # keeps the data's normalisation
+    options = dict(recipe.options)
+    if "groups_fraction" in options:
+        options = {"groups": _groups(recipe, bb)}
+    started = time.perf_counter()
+    try:
+        result = train_classifier(
+            bound, bb, recipe.strategy, cfg, weights, strategy_options=options, out=folder, resume=resume,
+            log=lambda line: log(f"    {line}"), report=False, layers=recipe.layers,
+        )  # fmt: skip
+    except DataError as exc:  # e.g. a class too small to calibrate an SVM
+        log(f"[auto] {recipe.name}: skipped ({exc})")
+        return Trial(recipe.name, "skipped", size, estimate_s, note=str(exc))
+    seconds = time.perf_counter() - started
+    model = result.model.eval()
+    probs, metrics, loss = validation_scores(model, rebind(data, model.data_config), cfg)
+    log(f"[auto] {recipe.name}: val accuracy {metrics.accuracy:.4f} in {seconds:.0f} s")
+    input_size = model.data_config.input_size
+    return Trial(recipe.name, "ok", input_size, estimate_s, seconds, metrics.accuracy, loss, "", model, probs, result)
+
+
+def validation_scores(model: nn.Module, data, config: TrainConfig) -> tuple[torch.Tensor, Metrics, float]:
+    """(probabilities, metrics, cross-entropy) of ``model`` on ``data.val``."""
+    fabric = make_fabric(config)
+    model.to(fabric.device).eval()
+    logits, labels = dataset_logits(fabric, model, data.val, config.batch_size, config.num_workers)
+    probs = logits.float().softmax(1)
+    loss = float(nn.functional.nll_loss(probs.clamp_min(1e-12).log(), labels))
+    return probs, classification_metrics(labels.numpy(), probs.numpy(), config.top_k), loss
+
+
+def ensemble_trial(best_two: list[Trial], data, config: TrainConfig) -> Trial:
+    """The probability average of the two best candidates, scored through its own preprocessing."""
+    from transferkit.api import rebind
+
+    started = time.perf_counter()
+    model = EnsembleModel([t.model for t in best_two]).eval()
+    probs, metrics, loss = validation_scores(model, rebind(data, model.data_config), config)
+    name = "ensemble(" + " + ".join(t.name for t in best_two) + ")"
+    seconds = time.perf_counter() - started + sum(t.seconds for t in best_two)
+    note = "mean of the two best candidates' class probabilities"
+    return Trial(name, "ok", model.data_config.input_size, 0.0, seconds, metrics.accuracy, loss, note, model, probs)
+
+
+def format_trials(trials: Sequence[Trial], winner: Trial) -> str:
+    head = f"{'recipe':42s} {'input':>5s} {'val acc':>8s} {'val loss':>8s} {'seconds':>8s}  note"
+    lines = ["", head, "-" * len(head)]
+    for t in trials:
+        acc = "" if math.isnan(t.val_accuracy) else f"{t.val_accuracy:.4f}"
+        loss = "" if math.isnan(t.val_loss) else f"{t.val_loss:.4f}"
+        mark = " <- selected" if t is winner else ""
+        lines.append(f"{t.name:42s} {t.size or '':>5} {acc:>8s} {loss:>8s} {t.seconds:8.0f}  {t.note}{mark}")
+    return "\n".join(lines)
+
+
+def _finish(winner: Trial, trials: list[Trial], data, out: Path | None, seconds: float, log) -> FitResult:
+    from transferkit.api import rebind
+
+    model = winner.model
+    _, metrics, _ = validation_scores(model, rebind(data, model.data_config), TrainConfig(progress=False))
+    rows = [t.row() for t in trials]
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_save({"spec": model.spec(), "state_dict": model.state_dict(), "epoch": 0}, out / "best.pt")
+        (out / "auto.json").write_text(json.dumps({"winner": winner.name, "trials": rows}, indent=2))
+        (out / "best_metrics.json").write_text(json.dumps({"recipe": winner.name, **vars(metrics)}, indent=2))
+        log(f"[auto] selected {winner.name}; saved {out / 'best.pt'} and {out / 'auto.json'}")
+    history = [{"epoch": 0, "stage": 0, "val_acc": metrics.accuracy, "val_loss": winner.val_loss}]
+    images = len(data.train)
+    return FitResult(
+        model,
+        history,
+        0,
+        metrics,
+        out,
+        seconds,
+        images / max(seconds, 1e-9),
+        extra={"auto": rows, "winner": winner.name, "trials": trials},
+    )

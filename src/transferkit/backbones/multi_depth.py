@@ -1,0 +1,135 @@
+"""Pooled features from several depths of one network, side by side.
+
+For data far from ImageNet (grayscale, tiny, textures, micrographs) the middle layers often
+transfer better than the last one (Yosinski et al., 2014): a linear probe on pooled
+outputs of several layer groups beats one on the final features. The view shares the
+network, its weights and its layer groups with the backbone it wraps, so checkpoints,
+freezing and the feature cache work unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from transferkit.backbones.base import ModelBackbone
+from transferkit.errors import ConfigError
+
+LAST = "last"
+
+
+def pool(output: Tensor) -> Tensor:
+    """(N, C, H, W) maps → spatial mean; (N, T, C) tokens → token mean; (N, C) unchanged."""
+    if output.ndim == 4:
+        return output.mean(dim=(2, 3))
+    if output.ndim == 3:
+        return output.mean(dim=1)
+    return output.flatten(1)
+
+
+def group_output_module(model: nn.Module, group: Sequence[str], last: str) -> str:
+    """Path of the module whose output is the group's output: the largest module holding only its parameters."""
+    owned = set(group)
+    path = last.rpartition(".")[0]
+    best = path
+    while path:
+        parent = path.rpartition(".")[0]
+        module = model.get_submodule(path)
+        if not {f"{path}.{n}" for n, _ in module.named_parameters()} <= owned:
+            break
+        best, path = path, parent
+    return best
+
+
+def group_names(backbone: ModelBackbone) -> list[str]:
+    return [name for name, _ in backbone._groups]
+
+
+def resolve_layers(backbone: ModelBackbone, layers: str | Sequence[str]) -> list[str]:
+    """Group names from ``"last"``, ``"NAME,NAME"`` or a list; ``"last"`` is the deepest group.
+
+    Raises:
+        ConfigError: naming the unknown layer and listing the valid names.
+    """
+    names = group_names(backbone)
+    items = [s.strip() for s in layers.split(",")] if isinstance(layers, str) else list(layers)
+    chosen = []
+    for item in filter(None, items):
+        name = names[-1] if item == LAST else item
+        if name not in names:
+            raise ConfigError(
+                f"No layer group {item!r} in {backbone.name}. Valid --layers: auto, last, or comma-separated "
+                f"names among: {', '.join(names)}."
+            )
+        if name not in chosen:
+            chosen.append(name)
+    if not chosen:
+        raise ConfigError(f"--layers is empty. Use auto, last, or names among: {', '.join(names)}.")
+    return sorted(chosen, key=names.index)
+
+
+class MultiDepthBackbone(ModelBackbone):
+    """``backbone`` whose features are the pooled outputs of ``layers`` (group names), concatenated shallow → deep.
+
+    The deepest group's output is the backbone's own pooled features; earlier groups are read
+    with forward hooks and mean-pooled (:func:`pool`).
+    """
+
+    def __init__(self, backbone: ModelBackbone, layers: Sequence[str]) -> None:
+        names = group_names(backbone)
+        chosen = resolve_layers(backbone, layers)
+        self_groups = backbone._groups
+        taps = [
+            group_output_module(backbone.model, params, params[-1])
+            for name, params in self_groups
+            if name in chosen and name != names[-1]
+        ]
+        super().__init__(backbone.name, backbone.model, 0, backbone.data_config, self_groups)
+        self.layers = chosen
+        self.taps = taps
+        self.num_features = sum(self.widths())
+
+    def widths(self) -> list[int]:
+        """Width of each chosen layer's pooled features (measured on one probe image)."""
+        if "_widths" not in self.__dict__:
+            size = self.data_config.input_size
+            param = next(self.model.parameters())
+            was_training = self.model.training
+            self.model.eval()
+            try:
+                with torch.no_grad():
+                    parts = self._parts(torch.zeros(1, 3, size, size, device=param.device, dtype=param.dtype))
+            finally:
+                self.model.train(was_training)
+            self.__dict__["_widths"] = [p.shape[1] for p in parts]
+        return self.__dict__["_widths"]
+
+    def _parts(self, images: Tensor) -> list[Tensor]:
+        captured: dict[str, Tensor] = {}
+        handles = [
+            self.model.get_submodule(path).register_forward_hook(
+                lambda _m, _i, out, path=path: captured.__setitem__(path, out[0] if isinstance(out, tuple) else out)
+            )
+            for path in self.taps
+        ]
+        try:
+            final = self.model(images)
+        finally:
+            for handle in handles:
+                handle.remove()
+        parts = [pool(captured[path]) for path in self.taps]
+        if len(self.layers) > len(self.taps):  # the deepest group is among the chosen
+            parts.append(final)
+        return parts
+
+    def forward_features(self, images: Tensor) -> Tensor:
+        return torch.cat(self._parts(images), dim=1)
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.forward_features(images)
+
+    def split(self, index: int) -> None:
+        """No cut: the features need outputs from below any cut point."""
+        return None

@@ -1,0 +1,178 @@
+"""--strategy auto: budgeted recipes, selection on validation only, the winner saved like any run."""
+
+import json
+
+import pytest
+import torch
+
+from transferkit.api import make_data, train_classifier
+from transferkit.auto import Recipe, fit_auto, parse_budget
+from transferkit.auto.recipes import DEFAULT_RECIPES
+from transferkit.data import TensorImageDataset
+from transferkit.engine.ensemble import EnsembleModel
+from transferkit.errors import ConfigError
+
+from ..engine.helpers import config, quiet, tiny_data
+
+TINY_RECIPES = (
+    Recipe("pixels-svm", "sklearn-pixels-svm"),
+    Recipe("features", "sklearn-logreg", layers="auto"),
+    Recipe("partial", "partial", sizes=(16,), options={"groups_fraction": 0.5}, config={"epochs": 2, "lr": 3e-3}),
+    Recipe("lp-ft", "lp-ft", sizes=(16,), options={"probe_epochs": 1}, config={"epochs": 2, "lr": 3e-3}),
+)
+
+
+class Untouchable(TensorImageDataset):
+    """A test split that fails the run if anything reads it."""
+
+    def __getitem__(self, index):
+        raise AssertionError("the test split was read during selection")
+
+    def raw(self, index):
+        raise AssertionError("the test split was read during selection")
+
+
+def _data_with_untouchable_test(n_per_class=10):
+    backbone, data = tiny_data(n_per_class=n_per_class)
+    test = Untouchable(torch.rand(6, 3, 16, 16), [0, 1, 2, 0, 1, 2])
+    return backbone, make_data(data.train.base, data.val.base, data.classes, backbone.data_config, test=test)
+
+
+def test_auto_selects_on_validation_without_reading_the_test_split(tmp_path):
+    backbone, data = _data_with_untouchable_test()
+    result = fit_auto(data, backbone, config(), None, tmp_path, 300, TINY_RECIPES, log=quiet)
+    rows = json.loads((tmp_path / "auto.json").read_text())["trials"]
+    ok = [r for r in rows if r["status"] == "ok"]
+    assert {r["recipe"] for r in ok} >= {"pixels-svm", "features", "partial", "lp-ft"}
+    assert any(r["recipe"].startswith("ensemble(") for r in ok)
+    best = max(ok, key=lambda r: (r["val_accuracy"], -r["val_loss"]))
+    assert result.extra["winner"] == best["recipe"]
+    assert (tmp_path / "best.pt").is_file()
+
+
+def test_the_ensemble_is_the_average_of_the_two_best(tmp_path):
+    backbone, data = tiny_data(n_per_class=10)
+    ranked = (Recipe("pixels-svm", "sklearn-pixels-svm"), Recipe("features", "sklearn-logreg"))
+    fit_auto(data, backbone, config(), None, tmp_path, 300, ranked, log=quiet)
+    rows = json.loads((tmp_path / "auto.json").read_text())["trials"]
+    assert [r["recipe"] for r in rows] == ["pixels-svm", "features", "ensemble(pixels-svm + features)"] or [
+        r["recipe"] for r in rows
+    ] == ["pixels-svm", "features", "ensemble(features + pixels-svm)"]
+
+
+def test_winner_is_scored_on_the_test_split_once_after_selection(tmp_path):
+    backbone, data = tiny_data(n_per_class=10)
+    test = TensorImageDataset(data.val.base.images.clone(), data.val.base.labels)
+    data = make_data(data.train.base, data.val.base, data.classes, backbone.data_config, test=test)
+    result = train_classifier(data, backbone, "auto", config(), out=tmp_path, log=quiet, time_budget=120)
+    saved = json.loads((tmp_path / "best_metrics.json").read_text())
+    assert saved["test"]["accuracy"] == pytest.approx(result.test_metrics.accuracy)
+    assert "What auto tried" in (tmp_path / "report.html").read_text()
+
+
+def test_a_budget_too_small_for_any_recipe_names_the_minimum():
+    backbone, data = tiny_data()
+    with pytest.raises(ConfigError, match=r"too small for any recipe.*at least \d+"):
+        fit_auto(data, backbone, config(), None, None, 0.001, TINY_RECIPES, log=quiet)
+
+
+def test_a_class_with_one_image_skips_what_cannot_be_cross_validated_and_says_so():
+    backbone, data = tiny_data(n_per_class=6)
+    images = torch.cat([data.train.base.images, torch.rand(1, 3, 16, 16)])
+    labels = [*data.train.base.labels, 3]
+    val_images = torch.cat([data.val.base.images, torch.rand(1, 3, 16, 16)])
+    val_labels = [*data.val.base.labels, 3]
+    data = make_data(
+        TensorImageDataset(images, labels), TensorImageDataset(val_images, val_labels),
+        ["c0", "c1", "c2", "c3"], backbone.data_config,
+    )  # fmt: skip
+    lines = []
+    result = fit_auto(data, backbone, config(), None, None, 300, TINY_RECIPES, log=lines.append)
+    rows = {r["recipe"]: r for r in result.extra["auto"]}
+    assert rows["pixels-svm"]["status"] == "skipped" and "at least 2 images per class" in rows["pixels-svm"]["note"]
+    assert rows["features"]["status"] == "ok"
+    assert any("nothing to cross-validate" in line for line in lines)
+
+
+def test_budget_strings():
+    assert parse_budget("90") == 90 and parse_budget("10m") == 600 and parse_budget("1.5h") == 5400
+    with pytest.raises(ConfigError, match="e.g. 600 or 10m"):
+        parse_budget("ten minutes")
+
+
+def test_default_recipes_include_the_classical_baselines_and_the_issue_rows():
+    names = [r.name for r in DEFAULT_RECIPES]
+    assert names[:2] == ["pixels-svm", "hog-svm"]
+    assert {"features", "partial", "lp-ft", "fine-tune"} <= set(names)
+
+
+def test_ensemble_members_keep_their_own_preprocessing(tmp_path):
+    backbone, data = tiny_data(n_per_class=10)
+    result = fit_auto(
+        data, backbone, config(), None, None, 300, (Recipe("hog-svm", "sklearn-hog-svm"), *TINY_RECIPES[:2]), log=quiet
+    )
+    rows = {r["recipe"]: r for r in result.extra["auto"]}
+    (name,) = [n for n in rows if n.startswith("ensemble(")]
+    members = name.removeprefix("ensemble(").removesuffix(")").split(" + ")
+    assert rows["hog-svm"]["input_size"] == 64 and rows["features"]["input_size"] == 16
+    assert rows[name]["input_size"] == max(rows[m]["input_size"] for m in members)
+    if result.extra["winner"].startswith("ensemble("):
+        assert isinstance(result.model, EnsembleModel)
+
+
+def test_a_killed_auto_run_resumes_to_the_same_result(tmp_path):
+    import transferkit.engine.loop as loop
+
+    torch.manual_seed(0)
+    backbone, data = tiny_data(n_per_class=10)
+    full = fit_auto(data, backbone, config(), None, tmp_path / "full", 300, TINY_RECIPES, log=quiet)
+
+    calls = {"n": 0}
+    original = loop._Trainer.train_epoch
+
+    def dying(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the second epoch of the first trained recipe (partial)
+            raise KeyboardInterrupt("killed")
+        return original(self, *args, **kwargs)
+
+    loop._Trainer.train_epoch = dying
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            fit_auto(data, backbone, config(), None, tmp_path / "killed", 300, TINY_RECIPES, log=quiet)
+    finally:
+        loop._Trainer.train_epoch = original
+    state = json.loads((tmp_path / "killed" / "auto_state.json").read_text())["recipes"]
+    assert state["features"]["status"] == "ok" and state["partial"]["status"] == "running"
+    lines = []
+    resumed = fit_auto(
+        data, backbone, config(), None, tmp_path / "killed", 300, TINY_RECIPES, lines.append, resume=True
+    )
+    assert any("reloaded" in line for line in lines) and any("resuming" in line for line in lines)
+    rows = lambda r: [(t["recipe"], t["status"], t["val_accuracy"], t["val_loss"]) for t in r.extra["auto"]]  # noqa: E731
+    assert rows(resumed) == rows(full)
+    assert resumed.extra["winner"] == full.extra["winner"]
+    for (name, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_resuming_auto_without_a_state_is_a_clear_error(tmp_path):
+    backbone, data = tiny_data()
+    with pytest.raises(ConfigError, match="Nothing to resume"):
+        fit_auto(data, backbone, config(), None, tmp_path, 300, TINY_RECIPES, log=quiet, resume=True)
+
+
+def test_unused_budget_goes_to_the_later_recipes():
+    from transferkit.auto.run import allowance
+
+    recipes = (
+        Recipe("a", "partial", share=0.3),
+        Recipe("b", "lp-ft", share=0.35),
+        Recipe("c", "fine-tune", share=0.25),
+    )
+    # 600 s: "a" has a share of 180 s, but 600 - (210 + 150) = 240 s are free of the later shares
+    assert allowance(recipes, 0, 600, 600) == 240
+    assert allowance(recipes, 0, 600, 400) == 180  # never less than its share while time remains
+    assert allowance(recipes, 1, 600, 400) == 250  # 400 - 150 reserved for "c"
+    assert allowance(recipes, 2, 600, 200) == 200  # the last one takes what is left, beyond its 150
+    assert allowance(recipes, 2, 600, 100) == 100

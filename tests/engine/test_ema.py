@@ -1,0 +1,66 @@
+"""EMA of weights: what is validated and saved, and resumed exactly."""
+
+import torch
+
+from transferkit.api import train_classifier
+from transferkit.engine.checkpoint import load_checkpoint
+from transferkit.engine.model import TransferModel
+
+from .helpers import config, quiet, tiny_data
+
+
+def _fit(out, **kw):
+    torch.manual_seed(0)
+    backbone, data = tiny_data(preset="light")
+    cfg = config(epochs=3, ema_decay=0.9, **kw)
+    return train_classifier(data, backbone, "fine-tune", cfg, out=out, log=quiet, report=False), data
+
+
+def test_saved_best_weights_are_the_ema_and_differ_from_the_raw_weights(tmp_path):
+    result, data = _fit(tmp_path)
+    last = load_checkpoint(tmp_path / "last.pt")
+    best = load_checkpoint(tmp_path / "best.pt")
+    assert last["ema"] is not None and last["ema_step"] > 0
+    raw_head = last["state_dict"]["head.fc.weight"]
+    assert not torch.equal(raw_head, last["ema"]["head.fc.weight"])
+    if best["epoch"] == last["epoch"]:
+        assert torch.equal(best["state_dict"]["head.fc.weight"], last["ema"]["head.fc.weight"])
+    # the validation loss logged for the best epoch is that of the saved (EMA) weights
+    model: TransferModel = result.model.eval()
+    x = torch.stack([data.val[i][0] for i in range(len(data.val))])
+    y = torch.tensor([data.val[i][1] for i in range(len(data.val))])
+    with torch.no_grad():
+        loss = torch.nn.functional.cross_entropy(model(x), y).item()
+    logged = next(r["val_loss"] for r in result.history if r["epoch"] == result.best_epoch)
+    assert abs(loss - logged) < 1e-4
+
+
+def test_resume_with_ema_continues_exactly(tmp_path):
+    full, _ = _fit(tmp_path / "full")
+    import transferkit.engine.loop as loop
+
+    original = loop._Trainer.train_epoch
+    path = tmp_path / "killed"
+
+    def dying(self, *args, **kwargs):
+        last = path / "last.pt"
+        if last.is_file() and len(load_checkpoint(last)["history"]) == 2:
+            raise KeyboardInterrupt("killed")
+        return original(self, *args, **kwargs)
+
+    loop._Trainer.train_epoch = dying
+    try:
+        try:
+            _fit(path)
+        except KeyboardInterrupt:
+            pass
+    finally:
+        loop._Trainer.train_epoch = original
+    torch.manual_seed(0)
+    backbone, data = tiny_data(preset="light")
+    resumed = train_classifier(
+        data, backbone, "fine-tune", config(epochs=3, ema_decay=0.9), out=path, resume=True, log=quiet, report=False
+    )
+    assert [r["val_loss"] for r in resumed.history] == [r["val_loss"] for r in full.history]
+    for (name, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), name

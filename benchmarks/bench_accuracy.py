@@ -46,10 +46,15 @@ def method_name(recipe: str) -> str:
     return "ensemble" if recipe.startswith("ensemble(") else recipe
 
 
-def run_seed(per_class: int, seed: int, args: argparse.Namespace) -> list[dict]:
+def subset(per_class: int, seed: int, args: argparse.Namespace):
+    """(pretrained backbone, data) of one labelled subset: its train/val images and the shared test images."""
     train, val, test = labelled_split(per_class, seed)
     backbone = create_backbone(args.backbone)
-    data = make_data(train, val, CLASSES, backbone.data_config, preset="light", test=test)
+    return backbone, make_data(train, val, CLASSES, backbone.data_config, preset="light", test=test)
+
+
+def run_seed(per_class: int, seed: int, args: argparse.Namespace) -> list[dict]:
+    backbone, data = subset(per_class, seed, args)
     config = TrainConfig(seed=seed, progress=False)
     started = time.perf_counter()
     result = fit_auto(data, backbone, config, "imagenet", args.out / f"{per_class}-{seed}", args.time_budget)
@@ -107,10 +112,8 @@ def fill_skipped(rows: list[dict], args: argparse.Namespace) -> list[dict]:
         recipe = recipes.get(row["method"])
         if row.get("test_accuracy") is not None or recipe is None or not recipe.sizes:
             continue
-        train, val, test = labelled_split(row["per_class"], row["seed"])
-        backbone = create_backbone(args.backbone)
-        data = make_data(train, val, CLASSES, backbone.data_config, preset="light", test=test)
-        cfg = recipe_config(recipe, TrainConfig(seed=row["seed"], progress=False), len(train))
+        backbone, data = subset(row["per_class"], row["seed"], args)
+        cfg = recipe_config(recipe, TrainConfig(seed=row["seed"], progress=False), len(data.train))
         folder = args.out / f"{row['per_class']}-{row['seed']}-outside-budget" / recipe.name
         unscored = dataclasses.replace(data, test=None)
         trial = run_recipe(recipe, recipe.sizes[-1], 0.0, unscored, backbone, "imagenet", cfg, folder, print)

@@ -33,13 +33,13 @@ from transferkit.engine.model import TransferModel, build_model
 from transferkit.errors import ConfigError
 from transferkit.strategies import create_strategy
 from transferkit.strategies.layer_selection import select_layers
+from transferkit.strategies.sklearn_probe import CLASSICAL_BASELINES
 
 # name → (classical feature extractor or None for the chosen backbone, classifier)
 SKLEARN_STRATEGIES = {
     "sklearn-logreg": (None, "logreg"),
     "sklearn-svm": (None, "svm"),
-    "sklearn-hog-svm": ("hog", "svm"),
-    "sklearn-pixels-svm": ("pixels", "svm"),
+    **{name: (extractor, "svm") for name, extractor in CLASSICAL_BASELINES.items()},
 }
 Normalize = Literal["backbone", "dataset"]
 

@@ -15,8 +15,9 @@ from pathlib import Path
 from transferkit.api import Data, train_classifier
 from transferkit.backbones import create_backbone
 from transferkit.engine.config import TrainConfig
+from transferkit.strategies.sklearn_probe import CLASSICAL_BASELINES
 
-BASELINES = ("sklearn-pixels-svm", "sklearn-hog-svm")
+BASELINES = tuple(CLASSICAL_BASELINES)
 DEFAULT_STRATEGIES = ("feature-extraction", "fine-tune", "progressive")
 
 

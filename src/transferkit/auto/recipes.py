@@ -14,6 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from transferkit.strategies.sklearn_probe import CLASSICAL_BASELINES
+
 
 @dataclass(frozen=True)
 class Recipe:
@@ -46,7 +48,7 @@ class Recipe:
 
     @property
     def classical(self) -> bool:
-        return self.strategy in ("sklearn-hog-svm", "sklearn-pixels-svm")
+        return self.strategy in CLASSICAL_BASELINES
 
     @property
     def trained(self) -> bool:

@@ -23,6 +23,8 @@ from transferkit.heads import create_head
 from transferkit.heads.svm import KernelSVMHead
 
 Classifier = Literal["logreg", "svm"]
+# The classical baselines: strategy → the parameter-free extractor (backbones/classical.py) feeding an RBF SVM.
+CLASSICAL_BASELINES = {"sklearn-pixels-svm": "pixels", "sklearn-hog-svm": "hog"}
 LOGREG_CS = (0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
 SVM_CS = (0.3, 1.0, 3.0, 10.0, 30.0)
 

@@ -25,9 +25,9 @@ from transferkit.data import (
 from transferkit.data.images import DEFAULT_MAX_PIXELS
 from transferkit.engine.cache import extract_features
 from transferkit.engine.config import TrainConfig, frozen_autocast_dtype
-from transferkit.engine.distributed import dataset_logits
+from transferkit.engine.distributed import dataset_logits, make_fabric
 from transferkit.engine.frozen_fit import fit_frozen
-from transferkit.engine.loop import FitResult, fit, make_fabric
+from transferkit.engine.loop import FitResult, fit
 from transferkit.engine.metrics import Metrics, classification_metrics
 from transferkit.engine.model import TransferModel, build_model
 from transferkit.errors import ConfigError

@@ -12,7 +12,7 @@ from transferkit.data import TensorImageDataset
 from transferkit.engine.ensemble import EnsembleModel
 from transferkit.errors import ConfigError
 
-from ..engine.helpers import config, quiet, tiny_data
+from ..engine.helpers import config, dying_log, quiet, tiny_data
 
 TINY_RECIPES = (
     Recipe("pixels-svm", "sklearn-pixels-svm"),
@@ -121,27 +121,12 @@ def test_ensemble_members_keep_their_own_preprocessing(tmp_path):
 
 
 def test_a_killed_auto_run_resumes_to_the_same_result(tmp_path):
-    import transferkit.engine.loop as loop
-
     torch.manual_seed(0)
     backbone, data = tiny_data(n_per_class=10)
     full = fit_auto(data, backbone, config(), None, tmp_path / "full", 300, TINY_RECIPES, log=quiet)
 
-    calls = {"n": 0}
-    original = loop._Trainer.train_epoch
-
-    def dying(self, *args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:  # the second epoch of the first trained recipe (partial)
-            raise KeyboardInterrupt("killed")
-        return original(self, *args, **kwargs)
-
-    loop._Trainer.train_epoch = dying
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            fit_auto(data, backbone, config(), None, tmp_path / "killed", 300, TINY_RECIPES, log=quiet)
-    finally:
-        loop._Trainer.train_epoch = original
+    with pytest.raises(KeyboardInterrupt):  # the second epoch of the first trained recipe (partial)
+        fit_auto(data, backbone, config(), None, tmp_path / "killed", 300, TINY_RECIPES, log=dying_log(2))
     state = json.loads((tmp_path / "killed" / "auto_state.json").read_text())["recipes"]
     assert state["features"]["status"] == "ok" and state["partial"]["status"] == "running"
     lines = []

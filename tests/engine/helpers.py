@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import torch
 
 from transferkit.api import make_data
@@ -30,3 +32,20 @@ def config(**kwargs) -> TrainConfig:
 
 def quiet(*_args) -> None:
     pass
+
+
+def dying_log(epoch_lines: int):
+    """A ``log`` that interrupts the run at the ``epoch_lines``-th epoch line, as a kill would.
+
+    The epoch line is written when the epoch ends, before its checkpoint, so the run folder then
+    holds ``epoch_lines - 1`` finished epochs (the tests check that count).
+    """
+    seen = {"n": 0}
+
+    def log(line: str) -> None:
+        if re.match(r"\s*epoch\s+\d+/", line):
+            seen["n"] += 1
+            if seen["n"] == epoch_lines:
+                raise KeyboardInterrupt("killed")
+
+    return log

@@ -1,19 +1,20 @@
 """EMA of weights: what is validated and saved, and resumed exactly."""
 
+import pytest
 import torch
 
 from transferkit.api import train_classifier
 from transferkit.engine.checkpoint import load_checkpoint
 from transferkit.engine.model import TransferModel
 
-from .helpers import config, quiet, tiny_data
+from .helpers import config, dying_log, quiet, tiny_data
 
 
-def _fit(out, **kw):
+def _fit(out, log=quiet, **kw):
     torch.manual_seed(0)
     backbone, data = tiny_data(preset="light")
     cfg = config(epochs=3, ema_decay=0.9, **kw)
-    return train_classifier(data, backbone, "fine-tune", cfg, out=out, log=quiet, report=False), data
+    return train_classifier(data, backbone, "fine-tune", cfg, out=out, log=log, report=False), data
 
 
 def test_saved_best_weights_are_the_ema_and_differ_from_the_raw_weights(tmp_path):
@@ -37,25 +38,10 @@ def test_saved_best_weights_are_the_ema_and_differ_from_the_raw_weights(tmp_path
 
 def test_resume_with_ema_continues_exactly(tmp_path):
     full, _ = _fit(tmp_path / "full")
-    import transferkit.engine.loop as loop
-
-    original = loop._Trainer.train_epoch
     path = tmp_path / "killed"
-
-    def dying(self, *args, **kwargs):
-        last = path / "last.pt"
-        if last.is_file() and len(load_checkpoint(last)["history"]) == 2:
-            raise KeyboardInterrupt("killed")
-        return original(self, *args, **kwargs)
-
-    loop._Trainer.train_epoch = dying
-    try:
-        try:
-            _fit(path)
-        except KeyboardInterrupt:
-            pass
-    finally:
-        loop._Trainer.train_epoch = original
+    with pytest.raises(KeyboardInterrupt):
+        _fit(path, log=dying_log(3))
+    assert len(load_checkpoint(path / "last.pt")["history"]) == 2
     torch.manual_seed(0)
     backbone, data = tiny_data(preset="light")
     resumed = train_classifier(

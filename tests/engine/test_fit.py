@@ -9,15 +9,15 @@ from transferkit.engine.config import SCHEDULERS
 from transferkit.errors import ConfigError, TrainingError
 
 from ..conftest import make_tiny_backbone
-from .helpers import config, quiet, tiny_data
+from .helpers import config, dying_log, quiet, tiny_data
 
 
-def _fit(tmp_path, strategy="lp-ft", epochs=4, resume=False, **kw):
+def _fit(tmp_path, strategy="lp-ft", epochs=4, resume=False, log=quiet, **kw):
     torch.manual_seed(0)  # same initial weights in every run
     backbone, data = tiny_data(preset="light")
     cfg = config(epochs=epochs, **kw)
     return train_classifier(
-        data, backbone, strategy, cfg, strategy_options={"probe_epochs": 1}, out=tmp_path, resume=resume, log=quiet
+        data, backbone, strategy, cfg, strategy_options={"probe_epochs": 1}, out=tmp_path, resume=resume, log=log
     )
 
 
@@ -33,23 +33,9 @@ def test_resume_continues_exactly(tmp_path, scheduler):
 
 
 def _kill_after(path, epochs_done, scheduler):
-    """Interrupt the run at the start of epoch ``epochs_done + 1``, as a kill mid-epoch would."""
-    import transferkit.engine.loop as loop
-
-    original = loop._Trainer.train_epoch
-
-    def dying(self, *args, **kwargs):
-        last = path / "last.pt"
-        if last.is_file() and len(load_checkpoint(last)["history"]) == epochs_done:
-            raise KeyboardInterrupt("killed mid-epoch")
-        return original(self, *args, **kwargs)
-
-    loop._Trainer.train_epoch = dying
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            _fit(path, scheduler=scheduler)
-    finally:
-        loop._Trainer.train_epoch = original
+    """Interrupt the run after epoch ``epochs_done + 1`` trained but before it was saved."""
+    with pytest.raises(KeyboardInterrupt):
+        _fit(path, scheduler=scheduler, log=dying_log(epochs_done + 1))
     assert len(load_checkpoint(path / "last.pt")["history"]) == epochs_done
     return path
 

@@ -38,9 +38,9 @@ from transferkit.auto.recipes import DEFAULT_RECIPES, Recipe
 from transferkit.backbones import ModelBackbone, create_backbone
 from transferkit.engine.checkpoint import atomic_save
 from transferkit.engine.config import TrainConfig
-from transferkit.engine.distributed import dataset_logits
+from transferkit.engine.distributed import dataset_logits, make_fabric
 from transferkit.engine.ensemble import EnsembleModel
-from transferkit.engine.loop import FitResult, make_fabric
+from transferkit.engine.loop import FitResult
 from transferkit.engine.metrics import Metrics, classification_metrics
 from transferkit.errors import ConfigError, DataError
 

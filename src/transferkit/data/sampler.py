@@ -13,6 +13,8 @@ from collections.abc import Iterator, Sequence
 import torch
 from torch.utils.data import Sampler
 
+from transferkit.seeding import generator as generator_for
+
 
 class EpochSampler(Sampler[int]):
     """Shuffled (or weighted) indices for one epoch, one shard per rank.
@@ -47,7 +49,7 @@ class EpochSampler(Sampler[int]):
         self.epoch = epoch
 
     def _order(self) -> list[int]:
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        generator = generator_for(self.seed, self.epoch)
         if self.weights is not None:
             return torch.multinomial(self.weights, self.num_samples, replacement=True, generator=generator).tolist()
         if self.shuffle:

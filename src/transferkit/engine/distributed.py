@@ -10,6 +10,25 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from transferkit.data.sampler import EpochSampler
+from transferkit.engine.config import TrainConfig, resolve_precision
+
+
+def make_fabric(config: TrainConfig) -> Fabric:
+    """A Fabric for this config: DDP when several devices or processes (e.g. under ``torchrun``)."""
+    import os
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    distributed = config.devices > 1 or config.num_nodes > 1 or world > 1
+    devices = config.devices if world == 1 else max(config.devices, world // max(1, config.num_nodes))
+    fabric = Fabric(
+        accelerator=config.accelerator,
+        devices=devices,
+        num_nodes=config.num_nodes,
+        strategy="ddp" if distributed else "auto",
+        precision=resolve_precision(config.precision, config.accelerator),  # type: ignore[arg-type]
+    )
+    fabric.launch()
+    return fabric
 
 
 def ordered_map(

@@ -23,7 +23,8 @@ from transferkit.engine import run_dir
 from transferkit.engine.cache import extract_features
 from transferkit.engine.checkpoint import atomic_save
 from transferkit.engine.config import TrainConfig, frozen_autocast_dtype
-from transferkit.engine.loop import FitResult, make_fabric
+from transferkit.engine.distributed import make_fabric
+from transferkit.engine.loop import FitResult
 from transferkit.engine.metrics import classification_metrics
 from transferkit.engine.model import TransferModel
 from transferkit.strategies.sklearn_probe import Classifier, fit_sklearn_head

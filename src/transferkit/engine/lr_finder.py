@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from transferkit.engine.cache import extract_features
 from transferkit.engine.config import TrainConfig, frozen_autocast_dtype
-from transferkit.engine.loop import make_fabric
+from transferkit.engine.distributed import make_fabric
 from transferkit.engine.model import TransferModel
 from transferkit.engine.optim import build_optimizer, param_groups
 from transferkit.errors import TrainingError

@@ -1,4 +1,5 @@
-"""Batch prediction over image files, and feature extraction at any layer."""
+"""Batch prediction over image files. Feature extraction (``dataset_features``, ``features_at``) lives in
+:mod:`transferkit.engine.cache` and is re-exported here."""
 
 from __future__ import annotations
 
@@ -8,12 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from torch import Tensor, nn
 
 from transferkit.data.images import IMAGE_SUFFIXES, load_image
 from transferkit.data.transforms import build_transforms
+from transferkit.engine.cache import dataset_features, features_at
 from transferkit.engine.model import TransferModel, device_of
-from transferkit.errors import BadImageError, ConfigError, DataError
+from transferkit.errors import BadImageError, DataError
+
+__all__ = ["Prediction", "dataset_features", "features_at", "list_images", "predict", "write_predictions_csv"]
 
 
 def list_images(inputs: Sequence[str | Path]) -> list[Path]:
@@ -79,78 +82,3 @@ def write_predictions_csv(predictions: Sequence[Prediction], path: str | Path, t
             for i in range(top_k):
                 row += [p.classes[i], f"{p.probabilities[i]:.6f}"] if i < len(p.classes) else ["", ""]
             writer.writerow([*row, p.error])
-
-
-def _has(module: nn.Module, path: str) -> bool:
-    try:
-        module.get_submodule(path)
-    except AttributeError:
-        return False
-    return True
-
-
-def features_at(model: nn.Module, images: Tensor, layer: str | None) -> Tensor:
-    """Pooled output of ``layer`` (a module path such as ``"model.layer3"``; ``None``: the backbone's features).
-
-    Spatial maps (N, C, H, W) are averaged over H, W; token sequences (N, T, C) over T.
-    """
-    backbone = model.backbone if isinstance(model, TransferModel) else model
-    if layer is None:
-        return backbone.forward_features(images)
-    try:
-        inner = getattr(backbone, "model", backbone)  # "layer3" means the network's layer3
-        target = inner.get_submodule(layer) if _has(inner, layer) else backbone.get_submodule(layer)
-    except AttributeError:
-        names = [n for n, _ in backbone.named_modules() if n and n.count(".") <= 2][:40]
-        raise ConfigError(
-            f"No layer {layer!r} in {getattr(backbone, 'name', 'the backbone')}. Some layers: {names}."
-        ) from None
-    captured: list[Tensor] = []
-    handle = target.register_forward_hook(
-        lambda _m, _i, out: captured.append(out[0] if isinstance(out, tuple) else out)
-    )
-    try:
-        backbone.forward_features(images)
-    finally:
-        handle.remove()
-    out = captured[0]
-    if out.ndim == 4:
-        return out.mean(dim=(2, 3))
-    if out.ndim == 3:
-        return out.mean(dim=1)
-    return out.flatten(1)
-
-
-def dataset_features(
-    backbone: nn.Module,
-    dataset: torch.utils.data.Dataset,
-    batch_size: int = 64,
-    layer: str | None = None,
-    num_workers: int = 0,
-    precision: str = "auto",
-) -> tuple[Tensor, Tensor]:
-    """(features (N, D) float32, labels (N,)) of a labelled dataset, in order, on one process.
-
-    Under ``inference_mode`` with ``channels_last`` on the backbone's device. ``precision="auto"``
-    uses bf16 autocast where the hardware runs it natively (about 2× faster on such CPUs; see
-    :func:`transferkit.engine.config.frozen_autocast_dtype`), ``"32-true"`` keeps fp32. For
-    training-time caching across processes see :mod:`transferkit.engine.cache`.
-    """
-    from torch.utils.data import DataLoader
-
-    from transferkit.engine.config import autocast_for, frozen_autocast_dtype
-
-    was_training = backbone.training
-    backbone.eval()
-    device = device_of(backbone)
-    dtype = frozen_autocast_dtype(precision, device)
-    chunks, labels = [], []
-    try:
-        with torch.inference_mode(), autocast_for(device, dtype):
-            for images, targets in DataLoader(dataset, batch_size=batch_size, num_workers=num_workers):
-                images = images.to(device).contiguous(memory_format=torch.channels_last)
-                chunks.append(features_at(backbone, images, layer).float().cpu())
-                labels.append(torch.as_tensor(targets))
-    finally:
-        backbone.train(was_training)
-    return torch.cat(chunks), torch.cat(labels)

@@ -7,9 +7,9 @@ from torch import nn
 
 from transferkit.continual import class_incremental_tasks, continual_methods, run_continual
 from transferkit.continual.ewc import EWC
-from transferkit.continual.lwf import distillation_loss
 from transferkit.continual.replay import ReservoirBuffer
 from transferkit.continual.runner import Task
+from transferkit.losses import distillation_loss
 
 
 def test_ewc_penalty_is_zero_at_the_anchor_and_weighted_by_fisher():

@@ -2,7 +2,9 @@
 
 Model: pretrained backbone → bottleneck (Linear-BN-ReLU, the MLP head's body) → classifier.
 Each step sees a source batch and a target batch; the loss is the source cross-entropy plus
-``trade_off ×`` the method's adaptation loss on the bottleneck features.
+``trade_off ×`` the method's adaptation loss on the bottleneck features. Both stages (and
+ADDA's second, adversarial one) are :class:`~transferkit.engine.trainer.TrainingTask`s run by
+the one training loop, so precision, the non-finite-loss guard, callbacks and seeding are shared.
 
 Model selection never looks at target labels: the kept epoch is the one with the best
 *source* validation accuracy (``select="source-val"``) or the last (``select="last"``). If the
@@ -16,7 +18,6 @@ once; deeper adaptation trains the ``backbone_groups`` deepest layer groups at
 
 from __future__ import annotations
 
-import copy
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -29,10 +30,15 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from torch.utils.data import Dataset
 
-from transferkit.adaptation.base import adaptation_methods
+from transferkit.adaptation.base import AdaptationMethod, adaptation_methods
 from transferkit.backbones import ModelBackbone
+from transferkit.engine.callbacks import BestWeights, ConsoleLog
+from transferkit.engine.distributed import local_fabric
 from transferkit.engine.model import TransferModel, build_model
+from transferkit.engine.state import TrainState, best_index
+from transferkit.engine.trainer import StepOutput, Trainer, TrainingTask
 from transferkit.errors import ConfigError
+from transferkit.seeding import generator
 from transferkit.strategies.freezing import apply_bn_policy, set_trainable
 
 
@@ -74,18 +80,12 @@ class AdaptResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
-def _cycle_batches(n: int, batch_size: int, steps: int, generator: torch.Generator) -> Iterator[Tensor]:
-    order = torch.randperm(n, generator=generator)
+def _cycle_batches(n: int, batch_size: int, steps: int, rng: torch.Generator) -> Iterator[Tensor]:
+    order = torch.randperm(n, generator=rng)
     position = 0
     for _ in range(steps):
         if position + batch_size > n:
-            order, position = torch.randperm(n, generator=generator), 0
+            order, position = torch.randperm(n, generator=rng), 0
         yield order[position : position + batch_size]
         position += batch_size
 
@@ -94,7 +94,7 @@ class _Inputs:
     """Source/target inputs as tensors: cached backbone features, or images loaded once into memory."""
 
     def __init__(self, dataset: Dataset, backbone: ModelBackbone | None, batch_size: int) -> None:
-        from transferkit.inference import dataset_features
+        from transferkit.engine.cache import dataset_features
 
         if backbone is not None:
             self.x, self.y = dataset_features(backbone, dataset, batch_size)
@@ -105,6 +105,177 @@ class _Inputs:
 
     def __len__(self) -> int:
         return len(self.x)
+
+
+class _Domains:
+    """The model, the source/target inputs and how to score a body on labelled inputs."""
+
+    def __init__(self, model, frozen, src, src_val, tgt, tgt_eval, device) -> None:
+        self.model, self.frozen, self.device = model, frozen, device
+        self.src, self.src_val, self.tgt, self.tgt_eval = src, src_val, tgt, tgt_eval
+
+    def features(self, x: Tensor) -> Tensor:
+        return x.to(self.device) if self.frozen else self.model.backbone.forward_features(x.to(self.device))
+
+    def accuracy(self, inputs: _Inputs, body: nn.Module | None = None) -> float:
+        body = body or self.model.head.body
+        self.model.eval()
+        body.eval()
+        correct = 0
+        with torch.inference_mode():
+            for start in range(0, len(inputs), 256):
+                x, y = inputs.x[start : start + 256], inputs.y[start : start + 256]
+                correct += int((self.model.head.fc(body(self.features(x))).argmax(1).cpu() == y).sum())
+        return correct / len(inputs)
+
+    def pairs(self, seed: int, epoch: int, batch_size: int, steps: int, stream: str = "epoch") -> Iterator[Any]:
+        """``steps`` (source indices, target indices) batches, cycling the smaller domain; seeded by the epoch."""
+        rng = generator(seed, epoch, stream)
+        source = _cycle_batches(len(self.src), batch_size, steps, rng)
+        return zip(source, _cycle_batches(len(self.tgt), batch_size, steps, rng))
+
+
+class AdaptationTask(TrainingTask):
+    """Source cross-entropy + ``trade_off`` × the method's adaptation loss on the bottleneck."""
+
+    def __init__(self, domains: _Domains, method: AdaptationMethod, config: AdaptConfig) -> None:
+        self.domains, self.method, self.config = domains, method, config
+        self.name = f"adapt ({config.method})"
+        self.steps = math.ceil(max(len(domains.src), len(domains.tgt)) / config.batch_size)
+        self.class_losses: list[float] = []
+        self.adapt_losses: list[float] = []
+
+    def setup(self, trainer: Trainer) -> None:
+        model, config = self.domains.model, self.config
+        params = [
+            {"params": list(model.head.parameters()), "lr": config.lr},
+            {"params": list(self.method.parameters()), "lr": config.lr},
+        ]
+        if not self.domains.frozen:
+            trained = [p for p in model.backbone.parameters() if p.requires_grad]
+            params.append({"params": trained, "lr": config.lr * config.backbone_lr_scale})
+        optimizer = torch.optim.AdamW([g for g in params if g["params"]], weight_decay=config.weight_decay)
+        self.module, self.optimizer = trainer.setup(nn.ModuleDict({"model": model, "method": self.method}), optimizer)
+
+    def batches(self, epoch: int) -> Iterator[tuple[float, Tensor, Tensor]]:
+        self.domains.model.train()
+        self.method.train()
+        apply_bn_policy(self.domains.model.backbone.layer_groups())
+        self.class_losses, self.adapt_losses = [], []
+        total = self.config.epochs * self.steps
+        pairs = self.domains.pairs(self.config.seed, epoch, self.config.batch_size, self.steps)
+        return (((epoch * self.steps + step) / total, i_s, i_t) for step, (i_s, i_t) in enumerate(pairs))
+
+    def training_step(self, batch: tuple[float, Tensor, Tensor]) -> StepOutput:
+        progress, i_s, i_t = batch
+        d, head = self.domains, self.domains.model.head
+        z = head.body(d.features(torch.cat([d.src.x[i_s], d.tgt.x[i_t]])))
+        logits, n = head.fc(z), len(i_s)
+        labels = d.src.y[i_s].to(d.device)
+        class_loss = F.cross_entropy(logits[:n], labels)
+        transfer = self.method(z[:n], z[n:], logits[:n], logits[n:], progress)
+        self.class_losses.append(float(class_loss.detach()))
+        self.adapt_losses.append(float(transfer.detach()))
+        return StepOutput(class_loss + self.config.trade_off * transfer, n, logits[:n], labels)
+
+    def validate(self, epoch: int) -> dict[str, Any]:
+        row: dict[str, Any] = {
+            "class_loss": round(float(np.mean(self.class_losses)), 6),
+            "adapt_loss": round(float(np.mean(self.adapt_losses)), 6),
+            "source_val_acc": round(self.domains.accuracy(self.domains.src_val), 6),
+        }
+        if self.domains.tgt_eval is not None:
+            row["target_acc"] = round(self.domains.accuracy(self.domains.tgt_eval), 6)
+        if hasattr(self.method, "last_domain_accuracy"):
+            row["domain_acc"] = round(self.method.last_domain_accuracy, 4)
+        return row
+
+    def end_epoch(self, row: dict[str, Any]) -> None:
+        row["stage"] = "source" if getattr(self.method, "two_stage", False) else "adapt"
+
+    def weights(self) -> dict[str, Tensor]:
+        return self.domains.model.state_dict()
+
+    def load_weights(self, weights: dict[str, Tensor]) -> None:
+        self.domains.model.load_state_dict(weights)
+
+    def describe(self, row: dict[str, Any], improved: bool) -> str:
+        target = f" | target acc {row['target_acc']:.3f} (report only)" if "target_acc" in row else ""
+        return (
+            f"epoch {row['epoch'] + 1}/{self.config.epochs} class loss {row['class_loss']:.4f} adapt loss "
+            f"{row['adapt_loss']:.4f} | source val acc {row['source_val_acc']:.3f}{target}"
+        )
+
+
+class TargetEncoderTask(TrainingTask):
+    """ADDA's second stage: a target encoder trained to fool a domain discriminator (see ``ADDA``).
+
+    Each step first updates the discriminator with its own optimizer (as Lightning's manual
+    optimisation does for GANs), then returns the encoder's inverted-label loss to the trainer.
+    """
+
+    name = "adapt (adda, target encoder)"
+
+    def __init__(self, domains: _Domains, method: Any, config: AdaptConfig, steps: int) -> None:
+        self.domains, self.method, self.config, self.steps = domains, method, config, steps
+        self.source_encoder = domains.model.head.body.eval().requires_grad_(False)
+        self.encoder = method.target_encoder(self.source_encoder)
+        self.correct, self.seen = 0.0, 0
+
+    def setup(self, trainer: Trainer) -> None:
+        lr = self.method.lr
+        self.opt_d = torch.optim.Adam(self.method.discriminator.parameters(), lr=lr, betas=(0.5, 0.999))
+        optimizer = torch.optim.Adam(self.encoder.parameters(), lr=lr, betas=(0.5, 0.999))
+        self.module, self.optimizer = trainer.setup(self.encoder, optimizer)
+
+    def batches(self, epoch: int) -> Iterator[tuple[Tensor, Tensor]]:
+        self.correct, self.seen = 0.0, 0
+        d = self.domains
+        pairs = d.pairs(self.config.seed, epoch, self.config.batch_size, self.steps, stream="loader")
+        with torch.no_grad():
+            return [(d.features(d.src.x[i_s]), d.features(d.tgt.x[i_t])) for i_s, i_t in pairs]
+
+    def training_step(self, batch: tuple[Tensor, Tensor]) -> StepOutput:
+        x_s, x_t = batch
+        correct, seen = self.method.discriminator_step(self.source_encoder, self.encoder, x_s, x_t, self.opt_d)
+        self.correct, self.seen = self.correct + correct, self.seen + seen
+        return StepOutput(self.method.encoder_loss(self.encoder, x_t), len(x_t))
+
+    def validate(self, epoch: int) -> dict[str, Any]:
+        row: dict[str, Any] = {"domain_acc": round(self.correct / max(self.seen, 1), 4)}
+        if self.domains.tgt_eval is not None:
+            row["target_acc"] = round(self.domains.accuracy(self.domains.tgt_eval, self.encoder), 6)
+        return row
+
+    def describe(self, row: dict[str, Any], improved: bool) -> str:
+        return f"ADDA epoch {row['epoch'] + 1}/{self.config.epochs} discriminator acc {row['domain_acc']:.3f}"
+
+
+def _device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def _domains(model, frozen, backbone, datasets, config: AdaptConfig, shared: dict | None, device) -> _Domains:
+    """The four datasets as tensors; frozen-backbone features come from (and go to) ``shared``."""
+    shared = shared if shared is not None and frozen else {}
+
+    def inputs(dataset: Dataset | None) -> _Inputs | None:
+        if dataset is None:
+            return None
+        key = (id(backbone), id(dataset))
+        if key not in shared:
+            shared[key] = _Inputs(dataset, model.backbone if frozen else None, config.batch_size)
+        return shared[key]
+
+    return _Domains(model, frozen, *(inputs(d) for d in datasets), device)
+
+
+def _selected(state: TrainState) -> tuple[int, float]:
+    """The kept epoch's index and its source validation accuracy."""
+    index = best_index(state.history, state.monitor, state.mode)
+    return index, state.history[index]["source_val_acc"]
 
 
 def adapt(
@@ -133,145 +304,31 @@ def adapt(
     config = config or AdaptConfig()
     started = time.perf_counter()
     torch.manual_seed(config.seed)
-    device = _device(config.device)
+    fabric = local_fabric(_device(config.device))
     model = build_model(backbone, len(classes), classes, "mlp", hidden=config.bottleneck, dropout=0.0)
-    model.to(device)
-    groups = model.backbone.layer_groups()
+    model.to(fabric.device)
     frozen = config.backbone_groups == 0
+    groups = model.backbone.layer_groups()
     set_trainable(groups, min(config.backbone_groups, len(groups)))
-    method = adaptation_methods.get(config.method)(config.bottleneck, len(classes)).to(device)
-
-    cache = model.backbone if frozen else None
-    shared = feature_cache if feature_cache is not None and frozen else {}
-
-    def inputs(dataset: Dataset) -> _Inputs:
-        key = (id(backbone), id(dataset))
-        if key not in shared:
-            shared[key] = _Inputs(dataset, cache, config.batch_size)
-        return shared[key]
-
-    src, src_val, tgt = (inputs(d) for d in (source_train, source_val, target_train))
-    tgt_eval = inputs(target_eval) if target_eval is not None else None
-    body, fc = model.head.body, model.head.fc  # bottleneck and classifier
-
-    def features(x: Tensor) -> Tensor:
-        return x.to(device) if frozen else model.backbone.forward_features(x.to(device))
-
-    def accuracy(inputs: _Inputs, body_: nn.Module | None = None) -> float:
-        body_ = body_ or model.head.body
+    method = adaptation_methods.get(config.method)(config.bottleneck, len(classes)).to(fabric.device)
+    datasets = (source_train, source_val, target_train, target_eval)
+    domains = _domains(model, frozen, backbone, datasets, config, feature_cache, fabric.device)
+    task = AdaptationTask(domains, method, config)
+    state = TrainState("source_val_acc" if config.select == "source-val" else None, "max")
+    Trainer(fabric, [BestWeights(), ConsoleLog()], seed=config.seed, log=log).fit(task, config.epochs, state)
+    selected, best_val = _selected(state)
+    history, source_body = state.history, model.head.body
+    if getattr(method, "two_stage", False):  # ADDA: adapt a copy of the bottleneck to the target, keep the classifier
+        best_val = domains.accuracy(domains.src_val)
         model.eval()
-        body_.eval()
-        correct = 0
-        with torch.inference_mode():
-            for start in range(0, len(inputs), 256):
-                x, y = inputs.x[start : start + 256], inputs.y[start : start + 256]
-                correct += int((fc(body_(features(x))).argmax(1).cpu() == y).sum())
-        return correct / len(inputs)
-
-    params = [
-        {"params": [p for p in model.head.parameters()], "lr": config.lr},
-        {"params": list(method.parameters()), "lr": config.lr},
-    ]
-    if not frozen:
-        params.append(
-            {
-                "params": [p for p in model.backbone.parameters() if p.requires_grad],
-                "lr": config.lr * config.backbone_lr_scale,
-            }
-        )
-    optimizer = torch.optim.AdamW([g for g in params if g["params"]], weight_decay=config.weight_decay)
-    steps = math.ceil(max(len(src), len(tgt)) / config.batch_size)
-    two_stage = getattr(method, "two_stage", False)
-    total = config.epochs * steps
-    history: list[dict[str, Any]] = []
-    best_state, best_val = None, -1.0
-    for epoch in range(config.epochs):
-        generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
-        model.train()
-        method.train()
-        apply_bn_policy(groups)
-        losses, adapt_losses = [], []
-        batches = zip(
-            _cycle_batches(len(src), config.batch_size, steps, generator),
-            _cycle_batches(len(tgt), config.batch_size, steps, generator),
-        )
-        for step, (i_s, i_t) in enumerate(batches):
-            progress = (epoch * steps + step) / total
-            f = features(torch.cat([src.x[i_s], tgt.x[i_t]]))
-            z = body(f)
-            logits = fc(z)
-            n = len(i_s)
-            cls_loss = F.cross_entropy(logits[:n], src.y[i_s].to(device))
-            transfer = method(z[:n], z[n:], logits[:n], logits[n:], progress)
-            loss = cls_loss + config.trade_off * transfer
-            if not torch.isfinite(loss):
-                raise ConfigError(f"{config.method}: the loss became {loss.item()}; lower --lr or --trade-off.")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            losses.append(float(cls_loss.detach()))
-            adapt_losses.append(float(transfer.detach()))
-        row = {
-            "epoch": epoch,
-            "stage": "source" if two_stage else "adapt",
-            "class_loss": round(float(np.mean(losses)), 6),
-            "adapt_loss": round(float(np.mean(adapt_losses)), 6),
-            "source_val_acc": round(accuracy(src_val), 6),
-        }
-        if tgt_eval is not None:
-            row["target_acc"] = round(accuracy(tgt_eval), 6)
-        if hasattr(method, "last_domain_accuracy"):
-            row["domain_acc"] = round(method.last_domain_accuracy, 4)
-        history.append(row)
-        log(
-            f"epoch {epoch + 1}/{config.epochs} class loss {row['class_loss']:.4f} adapt loss "
-            f"{row['adapt_loss']:.4f} | source val acc {row['source_val_acc']:.3f}"
-            + (f" | target acc {row['target_acc']:.3f} (report only)" if "target_acc" in row else "")
-        )
-        if config.select == "last" or row["source_val_acc"] > best_val:
-            best_val, best_state = row["source_val_acc"], copy.deepcopy(model.state_dict())
-    assert best_state is not None
-    model.load_state_dict(best_state)
-    selected = len(history) - 1 if config.select == "last" else int(np.argmax([r["source_val_acc"] for r in history]))
-
-    if two_stage:  # ADDA: adapt a copy of the bottleneck to the target, keep the classifier
-        src_eval_acc = accuracy(src_val)
-
-        def pairs(epoch: int) -> Iterator[tuple[Tensor, Tensor]]:
-            generator = torch.Generator().manual_seed(config.seed * 7919 + epoch)
-            for i_s, i_t in zip(
-                _cycle_batches(len(src), config.batch_size, steps, generator),
-                _cycle_batches(len(tgt), config.batch_size, steps, generator),
-            ):
-                yield features(src.x[i_s]).detach(), features(tgt.x[i_t]).detach()
-
-        def report(epoch: int, encoder: nn.Module, domain_acc: float) -> None:
-            row = {"epoch": config.epochs + epoch, "stage": "adda", "domain_acc": round(domain_acc, 4)}
-            if tgt_eval is not None:
-                row["target_acc"] = round(accuracy(tgt_eval, encoder), 6)
-            history.append(row)
-            log(f"ADDA epoch {epoch + 1}/{config.epochs} discriminator acc {domain_acc:.3f}")
-
-        model.eval()
-        target_body = method.adapt_encoder(body, pairs, config.epochs, method.lr, report)
-        extra_source_body = body
-        model.head.body = target_body.eval()
+        encoder = TargetEncoderTask(domains, method, config, task.steps)
+        stage2 = Trainer(fabric, [ConsoleLog()], seed=config.seed, log=log).fit(encoder, config.epochs)
+        history = history + [{**r, "epoch": config.epochs + r["epoch"], "stage": "adda"} for r in stage2.history]
+        model.head.body = encoder.encoder.eval()
         selected = len(history) - 1  # source labels cannot judge a target encoder: keep the last
-        best_val = src_eval_acc
-
-    else:
-        extra_source_body = model.head.body
-    target_acc = accuracy(tgt_eval) if tgt_eval is not None else None
+    target_acc = domains.accuracy(domains.tgt_eval) if domains.tgt_eval is not None else None
     oracle = max((r["target_acc"] for r in history if "target_acc" in r), default=None)
     model.eval()
-    return AdaptResult(
-        model,
-        config.method,
-        history,
-        selected,
-        best_val,
-        target_acc,
-        oracle,
-        time.perf_counter() - started,
-        {"method_module": method, "source_body": extra_source_body},
-    )
+    seconds = time.perf_counter() - started
+    extra = {"method_module": method, "source_body": source_body}
+    return AdaptResult(model, config.method, history, selected, best_val, target_acc, oracle, seconds, extra)

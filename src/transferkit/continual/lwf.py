@@ -8,16 +8,9 @@ import copy
 
 import torch
 from torch import Tensor, nn
-from torch.nn import functional as F
 
 from transferkit.continual.base import ContinualMethod, continual_methods
-
-
-def distillation_loss(student: Tensor, teacher: Tensor, temperature: float) -> Tensor:
-    """``T² · KL(softmax(teacher/T) || softmax(student/T))``, averaged over the batch."""
-    return F.kl_div(
-        F.log_softmax(student / temperature, 1), F.softmax(teacher / temperature, 1), reduction="batchmean"
-    ) * (temperature**2)
+from transferkit.losses import distillation_loss
 
 
 @continual_methods.register("lwf")

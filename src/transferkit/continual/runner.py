@@ -17,7 +17,11 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from transferkit.continual.base import continual_methods
+from transferkit.engine.distributed import local_fabric
+from transferkit.engine.trainer import StepOutput, Trainer, TrainingTask
 from transferkit.errors import ConfigError
+from transferkit.heads.mlp import mlp
+from transferkit.seeding import derive_seed
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,33 @@ def class_incremental_tasks(
 
 
 def head_network(in_features: int, num_classes: int, hidden: int = 256) -> nn.Module:
-    return nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU(), nn.Linear(hidden, num_classes))
+    return mlp(in_features, hidden, num_classes)
+
+
+class _SequentialTask(TrainingTask):
+    """One task of the sequence: the task's cross-entropy (masked to the classes seen so far in
+    class-incremental runs) plus the continual method's regulariser, on its (rehearsal-extended) batches."""
+
+    def __init__(self, model: nn.Module, learner, task: Task, mask: Tensor | None, lr: float, batch_size: int) -> None:
+        self.model, self.learner, self.task, self.mask = model, learner, task, mask
+        self.lr, self.batch_size, self.name = lr, batch_size, f"continual ({learner.name}, {task.name})"
+
+    def setup(self, trainer: Trainer) -> None:
+        self.module, self.optimizer = trainer.setup(self.model, torch.optim.Adam(self.model.parameters(), lr=self.lr))
+
+    def batches(self, epoch: int) -> list[Tensor]:
+        self.model.train()
+        return torch.randperm(len(self.task.train_y)).split(self.batch_size)  # seeded by the trainer
+
+    def training_step(self, idx: Tensor) -> StepOutput:
+        x, y = self.learner.batch(self.task.train_x[idx], self.task.train_y[idx])
+        logits = self.module(x)
+        masked = logits + self.mask if self.mask is not None else logits
+        loss = F.cross_entropy(masked, y) + self.learner.loss(self.model, x, logits)
+        return StepOutput(loss, len(y), masked, y)
+
+    def validate(self, epoch: int) -> dict[str, float]:
+        return {}
 
 
 def run_continual(
@@ -72,40 +102,37 @@ def run_continual(
     class_incremental: bool = True,
     log: Callable[[str], None] = print,
 ) -> ContinualResult:
-    """Train ``tasks`` in order with ``method``; class-incremental masks classes not yet seen."""
+    """Train ``tasks`` in order with ``method``; class-incremental masks classes not yet seen.
+
+    Each task is a run of the one training loop (seeded with ``(seed, task)``) on a shared head.
+    """
     torch.manual_seed(seed)
     started = time.perf_counter()
     model = head_network(tasks[0].train_x.shape[1], num_classes)
     learner = continual_methods.get(method)(**(method_options or {}))
+    fabric = local_fabric("cpu")
     matrix = np.zeros((len(tasks), len(tasks)))
     seen: set[int] = set()
     for t, task in enumerate(tasks):
         seen |= set(torch.unique(task.train_y).tolist())
         mask = torch.full((num_classes,), float("-inf"))
         mask[sorted(seen)] = 0.0
+        mask = mask if class_incremental else None
         learner.before_task(model, t)
-        optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-        generator = torch.Generator().manual_seed(seed * 1000 + t)
-        model.train()
-        for _ in range(epochs):
-            order = torch.randperm(len(task.train_y), generator=generator)
-            for start in range(0, len(order), batch_size):
-                idx = order[start : start + batch_size]
-                x, y = learner.batch(task.train_x[idx], task.train_y[idx])
-                logits = model(x)
-                masked = logits + mask if class_incremental else logits
-                loss = F.cross_entropy(masked, y) + learner.loss(model, x, logits)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-        learner.logit_mask = mask if class_incremental else None
+        trainer = Trainer(fabric, seed=derive_seed(seed, t), log=log)
+        trainer.fit(_SequentialTask(model, learner, task, mask, lr, batch_size), epochs)
+        learner.logit_mask = mask
         learner.after_task(model, task.train_x, task.train_y, t)
-        model.eval()
-        with torch.no_grad():
-            for j, other in enumerate(tasks[: t + 1]):
-                logits = model(other.test_x) + (mask if class_incremental else 0.0)
-                matrix[t, j] = float((logits.argmax(1) == other.test_y).float().mean())
+        matrix[t, : t + 1] = _accuracies(model, tasks[: t + 1], mask)
         log(f"{method}: after task {t + 1} ({task.name}) accuracy on tasks so far {np.round(matrix[t, : t + 1], 3)}")
     final = matrix[-1]
     forgetting = float(np.mean([matrix[:-1, j].max() - final[j] for j in range(len(tasks) - 1)]))
     return ContinualResult(method, matrix, float(final.mean()), forgetting, time.perf_counter() - started)
+
+
+def _accuracies(model: nn.Module, tasks: Sequence[Task], mask: Tensor | None) -> list[float]:
+    """Test accuracy on each task (with the class-incremental mask, if any)."""
+    model.eval()
+    with torch.no_grad():
+        logits = [model(task.test_x) + (mask if mask is not None else 0.0) for task in tasks]
+    return [float((out.argmax(1) == task.test_y).float().mean()) for out, task in zip(logits, tasks)]

@@ -16,6 +16,8 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset
 
 from transferkit.engine.config import autocast_for
+from transferkit.engine.model import TransferModel, device_of
+from transferkit.errors import ConfigError
 
 
 def extract_features(
@@ -28,17 +30,22 @@ def extract_features(
     desc: str | None = "features",
     split: int | None = None,
     autocast_dtype: torch.dtype | None = None,
+    layer: str | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """(features (N, D) float32, labels (N,)) of ``dataset`` under ``inference_mode``.
+    """(features (N, D) float32, labels (N,)) of ``dataset`` under ``inference_mode``: the one feature extractor.
 
-    With ``split=k``: the outputs of the backbone's first ``k`` layer groups instead.
-    ``autocast_dtype`` (e.g. bf16) speeds up the frozen forward; results are stored as float32.
+    With ``split=k``: the outputs of the backbone's first ``k`` layer groups instead; with ``layer``:
+    the pooled output of that module (see :func:`features_at`). ``autocast_dtype`` (e.g. bf16) speeds
+    up the frozen forward; results are stored as float32. Under DDP each process runs a shard.
     """
     from transferkit.engine.distributed import ordered_map
 
     was_training = backbone.training
     backbone.eval()
-    encode = backbone.forward_features if split is None else backbone.split(split).bottom
+    if layer is not None:
+        encode = lambda images: features_at(backbone, images, layer)  # noqa: E731
+    else:
+        encode = backbone.forward_features if split is None else backbone.split(split).bottom
 
     def run(images: Tensor) -> Tensor:
         if channels_last and images.ndim == 4:
@@ -50,6 +57,70 @@ def extract_features(
         return ordered_map(fabric, dataset, run, batch_size, num_workers, desc)
     finally:
         backbone.train(was_training)
+
+
+def _has(module: nn.Module, path: str) -> bool:
+    try:
+        module.get_submodule(path)
+    except AttributeError:
+        return False
+    return True
+
+
+def features_at(model: nn.Module, images: Tensor, layer: str | None) -> Tensor:
+    """Pooled output of ``layer`` (a module path such as ``"model.layer3"``; ``None``: the backbone's features).
+
+    Spatial maps (N, C, H, W) are averaged over H, W; token sequences (N, T, C) over T.
+    """
+    backbone = model.backbone if isinstance(model, TransferModel) else model
+    if layer is None:
+        return backbone.forward_features(images)
+    try:
+        inner = getattr(backbone, "model", backbone)  # "layer3" means the network's layer3
+        target = inner.get_submodule(layer) if _has(inner, layer) else backbone.get_submodule(layer)
+    except AttributeError:
+        names = [n for n, _ in backbone.named_modules() if n and n.count(".") <= 2][:40]
+        raise ConfigError(
+            f"No layer {layer!r} in {getattr(backbone, 'name', 'the backbone')}. Some layers: {names}."
+        ) from None
+    captured: list[Tensor] = []
+    handle = target.register_forward_hook(
+        lambda _m, _i, out: captured.append(out[0] if isinstance(out, tuple) else out)
+    )
+    try:
+        backbone.forward_features(images)
+    finally:
+        handle.remove()
+    out = captured[0]
+    if out.ndim == 4:
+        return out.mean(dim=(2, 3))
+    if out.ndim == 3:
+        return out.mean(dim=1)
+    return out.flatten(1)
+
+
+def dataset_features(
+    backbone: nn.Module,
+    dataset: Dataset,
+    batch_size: int = 64,
+    layer: str | None = None,
+    num_workers: int = 0,
+    precision: str = "auto",
+) -> tuple[Tensor, Tensor]:
+    """(features (N, D) float32, labels (N,)) of a labelled dataset, in order, on one process.
+
+    :func:`extract_features` on the backbone's device, with ``channels_last``. ``precision="auto"``
+    uses bf16 autocast where the hardware runs it natively (about 2× faster on such CPUs; see
+    :func:`transferkit.engine.config.frozen_autocast_dtype`), ``"32-true"`` keeps fp32.
+    """
+    from transferkit.engine.config import frozen_autocast_dtype
+    from transferkit.engine.distributed import local_fabric
+
+    device = device_of(backbone)
+    dtype = frozen_autocast_dtype(precision, device)
+    return extract_features(
+        local_fabric(device), backbone, dataset, batch_size, num_workers, True, None, autocast_dtype=dtype, layer=layer
+    )
 
 
 class FeatureCache:

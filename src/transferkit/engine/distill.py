@@ -2,31 +2,34 @@
 teacher's temperature-softened outputs, ``α · CE(y) + (1 − α) · T² · KL(p_T^teacher || p_T^student)``.
 
 The teacher runs on the same (augmented) batch as the student, in eval mode, without gradients.
+Training is a :class:`~transferkit.engine.trainer.TrainingTask` of the one training loop.
 """
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import nn
+from torch import Tensor, nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from transferkit.engine.model import TransferModel
+from transferkit.engine.callbacks import BestWeights, ConsoleLog
+from transferkit.engine.distributed import local_fabric
+from transferkit.engine.model import TransferModel, device_of
+from transferkit.engine.state import TrainState
+from transferkit.engine.trainer import StepOutput, Trainer, TrainingTask
 from transferkit.errors import ConfigError
+from transferkit.losses import distillation_loss
+from transferkit.seeding import generator
 
 
-def kd_loss(student_logits, teacher_logits, labels, temperature: float = 4.0, alpha: float = 0.5):
-    soft = F.kl_div(
-        F.log_softmax(student_logits / temperature, 1),
-        F.softmax(teacher_logits / temperature, 1),
-        reduction="batchmean",
-    ) * (temperature**2)
+def kd_loss(student_logits: Tensor, teacher_logits: Tensor, labels: Tensor, temperature=4.0, alpha=0.5) -> Tensor:
+    """``α · CE(student, labels) + (1 − α) · distillation_loss(student, teacher, T)``."""
+    soft = distillation_loss(student_logits, teacher_logits, temperature)
     hard = F.cross_entropy(student_logits, labels) if alpha > 0 else soft.new_zeros(())
     return alpha * hard + (1 - alpha) * soft
 
@@ -54,6 +57,50 @@ def _evaluate(student: nn.Module, teacher: nn.Module, dataset: Dataset, batch_si
     return correct / total, agree / total
 
 
+class DistillationTask(TrainingTask):
+    """The student's loss on each batch against the teacher's logits of the same batch."""
+
+    name = "distill"
+
+    def __init__(self, teacher, student, train, val, lr, batch_size, temperature, alpha, seed) -> None:
+        self.teacher, self.student, self.train, self.val = teacher, student, train, val
+        self.lr, self.batch_size, self.temperature, self.alpha, self.seed = lr, batch_size, temperature, alpha, seed
+
+    def setup(self, trainer: Trainer) -> None:
+        optimizer = torch.optim.AdamW(self.student.parameters(), lr=self.lr, weight_decay=1e-4)
+        self.module, self.optimizer = trainer.setup(self.student, optimizer)
+        self.teacher.eval().requires_grad_(False).to(device_of(self.student))
+
+    def batches(self, epoch: int) -> DataLoader:
+        self.student.train()
+        rng = generator(self.seed, epoch)
+        return DataLoader(self.train, batch_size=self.batch_size, shuffle=True, generator=rng)
+
+    def training_step(self, batch: tuple[Tensor, Tensor]) -> StepOutput:
+        device = device_of(self.student)
+        x, y = batch[0].to(device), torch.as_tensor(batch[1]).to(device)
+        with torch.no_grad():
+            teacher_logits = self.teacher(x)
+        logits = self.module(x)
+        return StepOutput(kd_loss(logits, teacher_logits, y, self.temperature, self.alpha), len(y), logits, y)
+
+    def validate(self, epoch: int) -> dict[str, Any]:
+        accuracy, agreement = _evaluate(self.student, self.teacher, self.val, self.batch_size, device_of(self.student))
+        return {"val_acc": accuracy, "agreement": agreement}
+
+    def weights(self) -> dict[str, Tensor]:
+        return self.student.state_dict()
+
+    def load_weights(self, weights: dict[str, Tensor]) -> None:
+        self.student.load_state_dict(weights)
+
+    def describe(self, row: dict[str, Any], improved: bool) -> str:
+        return (
+            f"epoch {row['epoch'] + 1} kd loss {row['train_loss']:.4f} | val acc {row['val_acc']:.3f} | "
+            f"agreement with teacher {row['agreement']:.3f}{' *' if improved else ''}"
+        )
+
+
 def distill(
     teacher: TransferModel,
     student: TransferModel,
@@ -67,6 +114,7 @@ def distill(
     seed: int = 0,
     select: str = "val_acc",
     log: Callable[[str], None] = print,
+    precision: str = "32-true",
 ) -> DistillResult:
     """Train ``student`` (all parameters) to mimic ``teacher``.
 
@@ -79,32 +127,10 @@ def distill(
     if not 0 <= alpha <= 1 or temperature <= 0:
         raise ConfigError(f"Need 0 <= alpha <= 1 and temperature > 0, got alpha={alpha}, temperature={temperature}.")
     started = time.perf_counter()
-    device = next(student.parameters()).device
-    teacher.eval().requires_grad_(False).to(device)
-    optimizer = torch.optim.AdamW(student.parameters(), lr=lr, weight_decay=1e-4)
-    generator = torch.Generator().manual_seed(seed)
-    history, best, best_state = [], -1.0, None
-    for epoch in range(epochs):
-        student.train()
-        total = 0.0
-        for x, y in DataLoader(train, batch_size=batch_size, shuffle=True, generator=generator):
-            x, y = x.to(device), torch.as_tensor(y).to(device)
-            with torch.no_grad():
-                teacher_logits = teacher(x)
-            loss = kd_loss(student(x), teacher_logits, y, temperature, alpha)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += float(loss.detach()) * len(y)
-        accuracy, agreement = _evaluate(student, teacher, val, batch_size, device)
-        history.append({"epoch": epoch, "loss": total / len(train), "val_acc": accuracy, "agreement": agreement})
-        log(
-            f"epoch {epoch + 1}/{epochs} kd loss {total / len(train):.4f} | val acc {accuracy:.3f} | "
-            f"agreement with teacher {agreement:.3f}"
-        )
-        if select == "last" or accuracy > best:
-            best, best_state = accuracy, copy.deepcopy(student.state_dict())
-    assert best_state is not None
-    student.load_state_dict(best_state)
-    accuracy, agreement = _evaluate(student, teacher, val, batch_size, device)
-    return DistillResult(student.eval(), history, accuracy, agreement, time.perf_counter() - started)
+    device = device_of(student)
+    fabric = local_fabric(device, precision)
+    task = DistillationTask(teacher, student, train, val, lr, batch_size, temperature, alpha, seed)
+    state = TrainState("val_acc" if select == "val_acc" else None, "max")
+    Trainer(fabric, [BestWeights(), ConsoleLog()], seed=seed, log=log, precision=precision).fit(task, epochs, state)
+    accuracy, agreement = _evaluate(student, teacher, val, batch_size, device_of(student))
+    return DistillResult(student.eval(), state.history, accuracy, agreement, time.perf_counter() - started)

@@ -31,6 +31,13 @@ def make_fabric(config: TrainConfig) -> Fabric:
     return fabric
 
 
+def local_fabric(device: torch.device | str = "cpu", precision: str = "32-true") -> Fabric:
+    """A one-process Fabric on ``device`` (for methods that train on one device, even under ``torchrun``)."""
+    device = torch.device(device)
+    index = [device.index] if device.index is not None else 1
+    return Fabric(accelerator=device.type, devices=index, precision=precision)  # type: ignore[arg-type]
+
+
 def ordered_map(
     fabric: Fabric,
     dataset: Dataset,

@@ -22,6 +22,7 @@ from transferkit.engine.config import TrainConfig, frozen_autocast_dtype
 from transferkit.engine.distributed import make_fabric
 from transferkit.engine.model import TransferModel
 from transferkit.engine.optim import build_optimizer, param_groups
+from transferkit.engine.trainer import StepOutput, Trainer, TrainingTask
 from transferkit.errors import TrainingError
 from transferkit.strategies.base import Strategy
 from transferkit.strategies.freezing import apply_bn_policy, set_trainable
@@ -72,6 +73,86 @@ def suggest_lr(lrs: list[float], losses: list[float]) -> float:
     return float(lrs[int(slopes.argmin())])
 
 
+class _Diverged(Exception):
+    """Ends the range test: the smoothed loss is no longer finite or exploded."""
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """The range test's schedule: ``num_steps`` rates from ``start_lr`` to ``end_lr``, geometrically."""
+
+    start_lr: float = 1e-7
+    end_lr: float = 1.0
+    num_steps: int = 100
+    smoothing: float = 0.9
+    diverge: float = 4.0
+
+    def lr(self, step: int) -> float:
+        return self.start_lr * (self.end_lr / self.start_lr) ** (step / max(1, self.num_steps - 1))
+
+
+class LRRangeTask(TrainingTask):
+    """The strategy's first stage, one optimizer step per batch at an exponentially growing rate."""
+
+    name = "lr-find"
+
+    def __init__(self, model: TransferModel, stage, train: Dataset, config: TrainConfig, cached: bool, sweep: Sweep):
+        self.model, self.stage, self.train, self.config, self.cached, self.sweep = (
+            model,
+            stage,
+            train,
+            config,
+            cached,
+            sweep,
+        )
+        self.groups = model.backbone.layer_groups()
+        in_groups = {id(p) for g in self.groups for p in g.parameters()}
+        self.extra = [p for p in model.backbone.parameters() if id(p) not in in_groups]  # PEFT parameters
+        self.criterion = nn.CrossEntropyLoss()
+        self.lrs: list[float] = []
+        self.losses: list[float] = []
+        self.average, self.best = 0.0, math.inf
+
+    def setup(self, trainer: Trainer) -> None:
+        self.fabric = trainer.fabric
+        groups = param_groups(self.groups, self.model.head, self.stage, self.config, self.extra)
+        optimizer = build_optimizer(groups, self.config)
+        self.base = [g["lr"] / self.config.lr for g in optimizer.param_groups]
+        self.module, self.optimizer = trainer.setup(self.model, optimizer)
+
+    def batches(self, epoch: int):
+        """Batches of a shuffled loader, cycled until ``num_steps`` were taken."""
+        self.module.train()
+        apply_bn_policy(self.groups, self.config.train_bn)
+        generator = torch.Generator().manual_seed(self.config.seed)
+        loader = DataLoader(self.train, batch_size=self.config.batch_size, shuffle=True, generator=generator)
+        step = 0
+        while step < self.sweep.num_steps:
+            for batch in loader:
+                if step >= self.sweep.num_steps:
+                    return
+                yield batch
+                step += 1
+
+    def training_step(self, batch) -> StepOutput:
+        step, lr = len(self.lrs), self.sweep.lr(len(self.lrs))
+        for group, scale in zip(self.optimizer.param_groups, self.base):
+            group["lr"] = lr * scale
+        inputs, targets = self.fabric.to_device(batch)
+        loss = self.criterion(self.module(inputs, from_features=self.cached).float(), targets)
+        self.average = self.sweep.smoothing * self.average + (1 - self.sweep.smoothing) * loss.item()
+        smoothed = self.average / (1 - self.sweep.smoothing ** (step + 1))
+        if not math.isfinite(smoothed) or (step > 5 and smoothed > self.sweep.diverge * self.best):
+            raise _Diverged
+        self.best = min(self.best, smoothed)
+        self.lrs.append(lr)
+        self.losses.append(smoothed)
+        return StepOutput(loss, len(targets))
+
+    def validate(self, epoch: int) -> dict[str, float]:
+        return {}
+
+
 def lr_range_test(
     model: TransferModel,
     strategy: Strategy,
@@ -87,7 +168,8 @@ def lr_range_test(
     """Run the range test in the strategy's first stage (head-only stages use cached features).
 
     The strategy's ``prepare`` runs first, so PEFT strategies add their modules to ``model`` and
-    their parameters are part of the test (the network's weights are restored afterwards).
+    their parameters are part of the test (the network's weights are restored afterwards). The
+    test is a task of the one training loop; it ends early when the smoothed loss diverges.
     """
     fabric = make_fabric(config)
     strategy.prepare(model)
@@ -98,52 +180,18 @@ def lr_range_test(
     set_trainable(groups, stage.num_trainable(len(groups)))
     model.head.requires_grad_(True)
     strategy.configure_trainable(model)
-    in_groups = {id(p) for g in groups for p in g.parameters()}
-    extra = [p for p in model.backbone.parameters() if id(p) not in in_groups]  # PEFT parameters
-    cached = stage.num_trainable(len(groups)) == 0 and not any(p.requires_grad for p in extra)
-    if cached:
-        features, labels = extract_features(
-            fabric,
-            model.backbone,
-            cache_from or train,
-            config.batch_size,
-            autocast_dtype=frozen_autocast_dtype(config.precision, fabric.device),
+    sweep = Sweep(start_lr, end_lr, num_steps, smoothing, diverge)
+    task = LRRangeTask(model, stage, train, config, False, sweep)
+    if stage.num_trainable(len(groups)) == 0 and not any(p.requires_grad for p in task.extra):
+        dtype = frozen_autocast_dtype(config.precision, fabric.device)
+        features = extract_features(
+            fabric, model.backbone, cache_from or train, config.batch_size, autocast_dtype=dtype
         )
-        train = TensorDataset(features, labels)
-    optimizer = build_optimizer(param_groups(groups, model.head, stage, config, extra), config)
-    base = [g["lr"] / config.lr for g in optimizer.param_groups]
-    module, optimizer = fabric.setup(model, optimizer)
-    loader = DataLoader(
-        train, batch_size=config.batch_size, shuffle=True, generator=torch.Generator().manual_seed(config.seed)
-    )
-    criterion = nn.CrossEntropyLoss()
-    factor = (end_lr / start_lr) ** (1 / max(1, num_steps - 1))
-    lrs, losses, avg, best = [], [], 0.0, math.inf
-    module.train()
-    apply_bn_policy(groups, config.train_bn)
-    step = 0
+        task = LRRangeTask(model, stage, TensorDataset(*features), config, True, sweep)
     try:
-        while step < num_steps:
-            for inputs, targets in loader:
-                if step >= num_steps:
-                    break
-                lr = start_lr * factor**step
-                for group, scale in zip(optimizer.param_groups, base):
-                    group["lr"] = lr * scale
-                inputs, targets = fabric.to_device((inputs, targets))
-                loss = criterion(module(inputs, from_features=cached).float(), targets)
-                optimizer.zero_grad(set_to_none=True)
-                fabric.backward(loss)
-                optimizer.step()
-                avg = smoothing * avg + (1 - smoothing) * loss.item()
-                smoothed = avg / (1 - smoothing ** (step + 1))
-                if not math.isfinite(smoothed) or (step > 5 and smoothed > diverge * best):
-                    step = num_steps
-                    break
-                best = min(best, smoothed)
-                lrs.append(lr)
-                losses.append(smoothed)
-                step += 1
+        Trainer(fabric, seed=config.seed, log=lambda _m: None).fit(task, epochs=1)
+    except _Diverged:
+        pass
     finally:
         model.load_state_dict(saved)
-    return LRFinderResult(lrs, losses, suggest_lr(lrs, losses))
+    return LRFinderResult(task.lrs, task.losses, suggest_lr(task.lrs, task.losses))

@@ -35,7 +35,7 @@ class TrainState:
         mode: ``min`` or ``max`` for ``monitor``.
     """
 
-    monitor: str | None = "val_loss"
+    monitor: str | None = None
     mode: str = "min"
     epoch: int = 0  # the next epoch to run
     stage: int = -1  # index of the current stage (-1: none entered yet)

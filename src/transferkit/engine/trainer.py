@@ -157,7 +157,8 @@ class Trainer:
     Args:
         fabric: Devices, precision and DDP (see :func:`transferkit.engine.distributed.make_fabric`).
         callbacks: Run in order at each hook; a :class:`StageSwitcher` is put first if absent.
-        seed: Epoch ``e`` reseeds Python, NumPy and torch with ``(seed, e)`` (exact resume).
+        seed: Epoch ``e`` reseeds Python, NumPy and torch with ``(seed, e)`` (exact resume); ``None``: no
+            reseeding (inner loops run inside another run, such as a few-shot episode's support fit).
         grad_accum: Optimizer step every ``grad_accum`` batches.
         max_grad_norm: Clip the gradient norm (``None``: no clipping).
         progress: A progress bar per epoch (rank 0).
@@ -169,7 +170,7 @@ class Trainer:
         self,
         fabric: Fabric,
         callbacks: Sequence[Any] = (),
-        seed: int = 0,
+        seed: int | None = 0,
         grad_accum: int = 1,
         max_grad_norm: float | None = None,
         progress: bool = False,
@@ -215,7 +216,8 @@ class Trainer:
         if skip is not None:
             state.epoch = skip
             return
-        seed_everything(self.seed, state.epoch)
+        if self.seed is not None:
+            seed_everything(self.seed, state.epoch)
         task.prepare_epoch(state.epoch)
         started = time.perf_counter()
         stats = task.train_epoch(self, state.epoch)

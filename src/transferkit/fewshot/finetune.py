@@ -1,5 +1,7 @@
 """Fine-tune baseline (Chen et al., ICLR 2019, "Baseline"): a new linear classifier trained on
-each episode's support features (L2-normalised), the backbone frozen. No meta-training."""
+each episode's support features (L2-normalised), the backbone frozen. No meta-training.
+
+Each episode's fit is a short run of the one training loop (``steps`` full-batch SGD steps)."""
 
 from __future__ import annotations
 
@@ -7,6 +9,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from transferkit.engine.distributed import local_fabric
+from transferkit.engine.trainer import StepOutput, Trainer, TrainingTask
 from transferkit.fewshot.base import FewShotMethod, fewshot_methods, normalize
 
 
@@ -19,14 +23,32 @@ class FineTuneBaseline(FewShotMethod):
         self.steps, self.lr, self.scale = steps, lr, scale
 
     def predict(self, support: Tensor, support_labels: Tensor, query: Tensor, way: int) -> Tensor:
+        head = nn.Linear(self.in_features, way)
+        task = _SupportFit(head, normalize(support) * self.scale, support_labels, self.steps, self.lr)
         with torch.enable_grad():
-            head = nn.Linear(self.in_features, way)
-            optimizer = torch.optim.SGD(head.parameters(), lr=self.lr, momentum=0.9, weight_decay=1e-3)
-            s = normalize(support) * self.scale
-            for _ in range(self.steps):
-                loss = F.cross_entropy(head(s), support_labels)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+            Trainer(local_fabric("cpu"), seed=None, log=lambda _m: None).fit(task, epochs=1)
         with torch.no_grad():
             return head(normalize(query) * self.scale)
+
+
+class _SupportFit(TrainingTask):
+    """A linear head fitted to one episode's support set by ``steps`` full-batch SGD steps."""
+
+    name = "few-shot fine-tune"
+
+    def __init__(self, head: nn.Linear, support: Tensor, labels: Tensor, steps: int, lr: float) -> None:
+        self.head, self.support, self.labels, self.steps, self.lr = head, support, labels, steps, lr
+
+    def setup(self, trainer: Trainer) -> None:
+        optimizer = torch.optim.SGD(self.head.parameters(), lr=self.lr, momentum=0.9, weight_decay=1e-3)
+        self.module, self.optimizer = trainer.setup(self.head, optimizer)
+
+    def batches(self, epoch: int) -> list[tuple[Tensor, Tensor]]:
+        return [(self.support, self.labels)] * self.steps
+
+    def training_step(self, batch: tuple[Tensor, Tensor]) -> StepOutput:
+        x, y = batch
+        return StepOutput(F.cross_entropy(self.module(x), y), len(y))
+
+    def validate(self, epoch: int) -> dict[str, float]:
+        return {}

@@ -9,12 +9,14 @@ whose labels are freshly permuted, so the initialisation cannot memorise base cl
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 from torch.func import functional_call
 from torch.nn import functional as F
 
-from transferkit.fewshot.base import FewShotMethod, fewshot_methods, normalize
+from transferkit.engine.trainer import StepOutput
+from transferkit.fewshot.base import FewShotMethod, episodic_loop, fewshot_methods, normalize
 from transferkit.fewshot.episodes import EpisodeSampler
+from transferkit.heads.mlp import mlp
 
 
 class _MetaInit(FewShotMethod):
@@ -30,7 +32,7 @@ class _MetaInit(FewShotMethod):
         scale: float = 10.0,
     ) -> None:
         super().__init__(in_features)
-        self.net = nn.Sequential(nn.Linear(in_features, hidden), nn.ReLU(), nn.Linear(hidden, way))
+        self.net = mlp(in_features, hidden, way)
         self.way, self.inner_steps, self.inner_lr = way, inner_steps, inner_lr
         self.scale = scale
 
@@ -51,6 +53,9 @@ class _MetaInit(FewShotMethod):
                 }
         return params
 
+    def query_logits(self, params: dict[str, Tensor], query: Tensor) -> Tensor:
+        return functional_call(self.net, params, (self.inputs(query),))
+
     def predict(self, support: Tensor, support_labels: Tensor, query: Tensor, way: int) -> Tensor:
         if way != self.way:
             raise ValueError(f"{self.name} was built for {self.way}-way episodes, got {way}-way.")
@@ -61,51 +66,51 @@ class _MetaInit(FewShotMethod):
 
 @fewshot_methods.register("maml")
 class FOMAML(_MetaInit):
-    """First-order MAML: the outer gradient is the query-loss gradient at the adapted parameters."""
+    """First-order MAML: the outer gradient is the query-loss gradient at the adapted parameters.
+
+    In the training loop that gradient is delivered by the surrogate loss ``Σ θ · g`` (its gradient
+    with respect to the initialisation ``θ`` is exactly ``g``), optimised by Adam.
+    """
 
     name = "maml"
 
     def meta_train(self, sampler: EpisodeSampler, episodes: int, lr: float = 1e-3) -> list[float]:
-        optimizer = torch.optim.Adam(self.net.parameters(), lr=lr)
-        losses = []
-        for episode in sampler(episodes, start=1_000_000):
+        def step(episode) -> StepOutput:
             adapted = self.adapt(episode.support, episode.support_labels)
             with torch.enable_grad():
-                loss = F.cross_entropy(
-                    functional_call(self.net, adapted, (self.inputs(episode.query),)), episode.query_labels
-                )
+                loss = F.cross_entropy(self.query_logits(adapted, episode.query), episode.query_labels)
                 grads = torch.autograd.grad(loss, list(adapted.values()))
-            optimizer.zero_grad(set_to_none=True)
-            for p, g in zip(self.net.parameters(), grads):
-                p.grad = g.detach()
-            optimizer.step()
-            losses.append(float(loss.detach()))
-        return losses
+            surrogate = sum((p * g.detach()).sum() for p, g in zip(self.net.parameters(), grads))
+            return StepOutput(surrogate, 1, report=float(loss.detach()))
+
+        return episodic_loop(self, sampler, episodes, lr, step)
 
 
 @fewshot_methods.register("reptile")
 class Reptile(_MetaInit):
     """Reptile: move the initialisation towards the parameters adapted to each episode,
-    ``θ ← θ + ε (φ - θ)``, with ``ε`` = ``lr`` × 100 annealed linearly to 0."""
+    ``θ ← θ + ε (φ - θ)``, with ``ε`` = ``lr`` × 100 annealed linearly to 0.
+
+    In the training loop the move is one SGD step (rate 1) on the surrogate ``ε/2 · ‖θ − φ‖²``,
+    whose gradient ``ε (θ − φ)`` makes exactly that update.
+    """
 
     name = "reptile"
 
     def meta_train(self, sampler: EpisodeSampler, episodes: int, lr: float = 1e-3) -> list[float]:
-        losses = []
-        start_eps = min(1.0, lr * 100)
-        for i, episode in enumerate(sampler(episodes, start=1_000_000)):
+        start_eps, done = min(1.0, lr * 100), [0]
+
+        def step(episode) -> StepOutput:
             both = torch.cat([episode.support, episode.query])
             labels = torch.cat([episode.support_labels, episode.query_labels])
             adapted = self.adapt(both, labels)
-            eps = start_eps * (1 - i / max(episodes, 1))
+            eps = start_eps * (1 - done[0] / max(episodes, 1))
+            done[0] += 1
             with torch.no_grad():
-                for name, p in self.net.named_parameters():
-                    p += eps * (adapted[name] - p)
-                losses.append(
-                    float(
-                        F.cross_entropy(
-                            functional_call(self.net, adapted, (self.inputs(episode.query),)), episode.query_labels
-                        )
-                    )
-                )
-        return losses
+                report = float(F.cross_entropy(self.query_logits(adapted, episode.query), episode.query_labels))
+            surrogate = sum((p - adapted[n].detach()).pow(2).sum() for n, p in self.net.named_parameters())
+            return StepOutput(eps / 2 * surrogate, 1, report=report)
+
+        return episodic_loop(
+            self, sampler, episodes, lr, step, optimizer=lambda params: torch.optim.SGD(params, lr=1.0)
+        )

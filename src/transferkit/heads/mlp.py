@@ -7,6 +7,21 @@ from torch import Tensor, nn
 from transferkit.heads.base import heads
 
 
+def mlp(
+    in_features: int, hidden: int, out: int | None = None, batchnorm: bool = False, dropout: float | None = None
+) -> nn.Sequential:
+    """The one MLP builder: ``Linear → [BatchNorm] → ReLU → [Dropout]`` (→ ``Linear(out)`` when ``out`` is given).
+
+    Used by the MLP head's body, the continual head, few-shot embeddings and MAML's network.
+    """
+    layers: list[nn.Module] = [nn.Linear(in_features, hidden)]
+    layers += [nn.BatchNorm1d(hidden)] if batchnorm else []
+    layers.append(nn.ReLU(inplace=True))
+    layers += [nn.Dropout(dropout)] if dropout is not None else []
+    layers += [nn.Linear(hidden, out)] if out is not None else []
+    return nn.Sequential(*layers)
+
+
 @heads.register("mlp")
 class MLPHead(nn.Module):
     """``Linear → BatchNorm → ReLU → Dropout → Linear``.
@@ -19,9 +34,7 @@ class MLPHead(nn.Module):
         super().__init__()
         self.in_features = in_features
         self.hidden = hidden
-        self.body = nn.Sequential(
-            nn.Linear(in_features, hidden), nn.BatchNorm1d(hidden), nn.ReLU(inplace=True), nn.Dropout(dropout)
-        )
+        self.body = mlp(in_features, hidden, batchnorm=True, dropout=dropout)
         self.reset(num_classes)
 
     def reset(self, num_classes: int) -> None:

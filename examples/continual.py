@@ -17,7 +17,7 @@ def main() -> None:
     tasks = class_incremental_tasks(x, y, xt, yt, 5, seed=0)
     options = {"replay": {"capacity": 200}, "ewc": {"lam": 1000.0}, "lwf": {"alpha": 1.0}}
     print(f"{'method':10s} {'avg acc':>8s} {'forgetting':>10s}")
-    for method in ("finetune", "ewc", "lwf", "replay"):
+    for method in ("fine-tune", "ewc", "lwf", "replay"):
         r = run_continual(tasks, method, 10, epochs=5, method_options=options.get(method), log=lambda _: None)
         print(f"{method:10s} {r.average_accuracy:8.4f} {r.forgetting:10.4f}")
 

@@ -17,7 +17,7 @@ def main() -> None:
     print(f"{len(y)} images → features in {seconds:.1f} s ({len(y) / seconds:.0f} img/s)")
     _, novel = split_classes(y, 5, seed=0)
     print(f"novel classes: {[CLASSES[c] for c in novel]}")
-    methods = ["simpleshot", "finetune", "protonet", "matching", "relation", "maml", "reptile"]
+    methods = ["simpleshot", "fine-tune", "protonet", "matching", "relation", "maml", "reptile"]
     run_fewshot(x, y, novel, methods, way=5, shots=(1, 5), query=15, episodes=600, meta_episodes=1000)
 
 

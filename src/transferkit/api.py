@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+import numpy as np
 import torch
 from torch.utils.data import Dataset
 
@@ -168,6 +169,24 @@ STRATEGY_OPTIONS = {
     "progressive": {"epochs_per_stage", "ratio"},
     "lp-ft": {"probe_epochs", "ft_lr_scale", "freeze_bn"},
 }
+
+
+def training_images(data: str | Path, seed: int = 0):
+    """``(backbone, image_size) -> (training images with its evaluation transform, labels)`` for ``data``.
+
+    The images are found and checked once, on the first call; each backbone then gets its own
+    transforms. The input of :func:`transferkit.transferability.rank_backbones`.
+    """
+    loaded: list[Data] = []
+
+    def images(backbone: ModelBackbone, image_size: int | None = None) -> tuple[Dataset, np.ndarray]:
+        if not loaded:
+            loaded.append(load_data(data, backbone.data_config, preset="none", image_size=image_size, seed=seed))
+        samples = loaded[0].splits.train if loaded[0].splits else []
+        labels = np.asarray([label for _, label in samples])
+        return rebind(loaded[0], backbone.data_config, image_size).train_eval, labels
+
+    return images
 
 
 def strategy_option_names(strategy: str) -> set[str]:

@@ -136,47 +136,43 @@ def fit_report(
 
     ``tables``: extra (heading, header, rows) sections, e.g. what ``auto`` tried.
     """
-    from sklearn.metrics import precision_recall_fscore_support
-
-    from transferkit.interpret import grad_cam, overlay
-
     report = Report(f"transferkit run: {model.spec().get('backbone', '?')} · {strategy}")
-    m = result.metrics
-    report.section("Summary").append(
-        (
-            "table",
-            (
-                ["best epoch", "val accuracy", f"top-{m.top_k}", "macro precision", "macro recall", "macro F1"],
-                [[result.best_epoch + 1, m.accuracy, m.top_k_accuracy, m.precision, m.recall, m.f1]],
-            ),
-        )
-    )
-    test = getattr(result, "test_metrics", None)
-    if test is not None:
-        report.section("Test (scored once, after selection)").append(
-            (
-                "table",
-                (
-                    ["test accuracy", "macro precision", "macro recall", "macro F1"],
-                    [[test.accuracy, test.precision, test.recall, test.f1]],
-                ),
-            )
-        )
+    _add_summary(report, result)
     for heading, header, rows in tables:
         report.section(heading).append(("table", (header, rows)))
     config_file = out / "config.yaml"
     if config_file.is_file():
         report.section("Configuration").append(("code", config_file.read_text()))
+    _add_data(report, data, model.data_config)
+    _add_figures(report, out)
+    probs, images, labels = _val_predictions(model, data.val)
+    _add_per_class(report, data.classes, labels, probs.argmax(1).numpy())
+    _add_examples(report, model, data.classes, (probs, images, labels), examples)
+    _add_timing(report, result)
+    return report.write(out)
 
-    dc = model.data_config
-    counts = data.splits.counts("train") if data.splits else None
-    val_counts = data.splits.counts("val") if data.splits else None
+
+def _add_summary(report: Report, result: Any) -> None:
+    m = result.metrics
+    header = ["best epoch", "val accuracy", f"top-{m.top_k}", "macro precision", "macro recall", "macro F1"]
+    values = [result.best_epoch + 1, m.accuracy, m.top_k_accuracy, m.precision, m.recall, m.f1]
+    report.section("Summary").append(("table", (header, [values])))
+    test = getattr(result, "test_metrics", None)
+    if test is not None:
+        header = ["test accuracy", "macro precision", "macro recall", "macro F1"]
+        values = [test.accuracy, test.precision, test.recall, test.f1]
+        report.section("Test (scored once, after selection)").append(("table", (header, [values])))
+
+
+def _add_data(report: Report, data: Any, dc: Any) -> None:
+    """Summary, class counts and one validation image per class (the first 20 classes)."""
     items = report.section("Data")
     items.append(("text", data.summary()))
+    counts = data.splits.counts("train") if data.splits else None
     if counts:
-        items.append(
-            ("table", (["class", "train", "val"], [[c, a, b] for c, a, b in zip(data.classes, counts, val_counts)]))
-        )
+        val_counts = data.splits.counts("val")
+        rows = [[c, a, b] for c, a, b in zip(data.classes, counts, val_counts)]
+        items.append(("table", (["class", "train", "val"], rows)))
     grid = []
     for k, name in enumerate(data.classes[:20]):
         idx = next((i for i in range(len(data.val)) if int(data.val[i][1]) == k), None)
@@ -185,89 +181,83 @@ def fit_report(
     if grid:
         items.append(("images", grid))
 
-    curves = [(png, cap) for png, cap in ((_file_png(out / "curves.png"), "loss and accuracy per epoch"),) if png]
+
+def _add_figures(report: Report, out: Path) -> None:
+    curves = _file_png(out / "curves.png")
     if curves:
-        report.section("Learning curves").append(("images", curves))
+        report.section("Learning curves").append(("images", [(curves, "loss and accuracy per epoch")]))
     confusion = _file_png(out / "confusion.png")
     if confusion:
         report.section("Confusion matrix").append(("images", [(confusion, "rows: true class, columns: predicted")]))
 
-    # predictions on the validation set, for per-class metrics and the examples below
+
+def _val_predictions(model: Any, val: Any) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+    """(class probabilities, input images, labels) of the validation set."""
     model.eval()
     images, labels, probs = [], [], []
     with torch.inference_mode():
-        for start in range(0, len(data.val), 64):
-            batch = [data.val[i] for i in range(start, min(start + 64, len(data.val)))]
+        for start in range(0, len(val), 64):
+            batch = [val[i] for i in range(start, min(start + 64, len(val)))]
             x = torch.stack([b[0] for b in batch])
             probs.append(model(x.to(device_of(model))).float().softmax(1).cpu())
             images.append(x)
             labels += [int(b[1]) for b in batch]
-    probs_t, x_all, y = torch.cat(probs), torch.cat(images), np.array(labels)
-    pred = probs_t.argmax(1).numpy()
-    p, r, f, s = precision_recall_fscore_support(y, pred, labels=range(len(data.classes)), zero_division=0)
-    report.section("Per-class metrics").append(
-        (
-            "table",
-            (
-                ["class", "precision", "recall", "F1", "support"],
-                [[c, float(a), float(b), float(d), int(e)] for c, a, b, d, e in zip(data.classes, p, r, f, s)],
-            ),
-        )
-    )
+    return torch.cat(probs), torch.cat(images), np.array(labels)
+
+
+def _add_per_class(report: Report, classes: list[str], y: np.ndarray, pred: np.ndarray) -> None:
+    from sklearn.metrics import precision_recall_fscore_support
+
+    p, r, f, s = precision_recall_fscore_support(y, pred, labels=range(len(classes)), zero_division=0)
+    rows = [[c, float(a), float(b), float(d), int(e)] for c, a, b, d, e in zip(classes, p, r, f, s)]
+    report.section("Per-class metrics").append(("table", (["class", "precision", "recall", "F1", "support"], rows)))
+
+
+def _add_examples(report: Report, model: Any, classes: list[str], predictions: tuple, examples: int) -> None:
+    """The most confident mistakes, then Grad-CAM over some mistakes and some correct predictions."""
+    probs, images, y = predictions
+    dc, pred = model.data_config, probs.argmax(1).numpy()
     wrong = np.flatnonzero(pred != y)
-    wrong = wrong[np.argsort(-probs_t[wrong, pred[wrong]].numpy())][:examples]  # most confident mistakes first
+    wrong = wrong[np.argsort(-probs[wrong, pred[wrong]].numpy())][:examples]  # most confident mistakes first
     section = report.section("Misclassified examples")
     if len(wrong):
-        section.append(
-            (
-                "images",
-                [
-                    (
-                        png_bytes(_uint8(_display(x_all[i], dc.mean, dc.std))),
-                        f"true {data.classes[y[i]]} → {data.classes[pred[i]]} ({float(probs_t[i, pred[i]]):.2f})",
-                    )
-                    for i in wrong
-                ],
-            )
-        )
+        shown = []
+        for i in wrong:
+            caption = f"true {classes[y[i]]} → {classes[pred[i]]} ({float(probs[i, pred[i]]):.2f})"
+            shown.append((png_bytes(_uint8(_display(images[i], dc.mean, dc.std))), caption))
+        section.append(("images", shown))
     else:
         section.append(("text", "No validation image is misclassified."))
     chosen = list(wrong[: examples // 2]) + [i for i in range(len(y)) if pred[i] == y[i]][: examples // 2]
     if chosen:
-        try:
-            cams, _ = grad_cam(model, x_all[chosen].to(device_of(model)))
-            report.section("Grad-CAM (predicted class)").append(
-                (
-                    "images",
-                    [
-                        (
-                            png_bytes(overlay(_display(x_all[i], dc.mean, dc.std), cams[j])),
-                            f"pred {data.classes[pred[i]]}",
-                        )
-                        for j, i in enumerate(chosen)
-                    ],
-                )
-            )
-        except Exception as exc:  # noqa: BLE001 - a report must not fail on an unusual architecture
-            report.section("Grad-CAM (predicted class)").append(("text", f"Not available: {exc}"))
+        _add_grad_cam(report, model, images, chosen, [f"pred {classes[pred[i]]}" for i in chosen])
+
+
+def _add_grad_cam(report: Report, model: Any, images: torch.Tensor, chosen: list[int], captions: list[str]) -> None:
+    from transferkit.interpret import grad_cam, overlay
+
+    dc = model.data_config
+    try:
+        cams, _ = grad_cam(model, images[chosen].to(device_of(model)))
+        shown = [
+            (png_bytes(overlay(_display(images[i], dc.mean, dc.std), cams[j])), captions[j])
+            for j, i in enumerate(chosen)
+        ]
+        report.section("Grad-CAM (predicted class)").append(("images", shown))
+    except Exception as exc:  # noqa: BLE001 - a report must not fail on an unusual architecture
+        report.section("Grad-CAM (predicted class)").append(("text", f"Not available: {exc}"))
+
+
+def _add_timing(report: Report, result: Any) -> None:
     cache = result.extra or {}
-    report.section("Timing").append(
-        (
-            "table",
-            (
-                ["training seconds", "images/s (training)", "frozen-part cache seconds", "epochs run"],
-                [
-                    [
-                        result.train_seconds,
-                        result.images_per_second,
-                        float(cache.get("cache_seconds", 0.0)),
-                        len(result.history),
-                    ]
-                ],
-            ),
-        )
-    )
-    return report.write(out)
+    header = ["training seconds", "images/s (training)", "frozen-part cache seconds", "epochs run"]
+    values = [
+        result.train_seconds,
+        result.images_per_second,
+        float(cache.get("cache_seconds", 0.0)),
+        len(result.history),
+    ]
+    report.section("Timing").append(("table", (header, [values])))
 
 
 def table_report(

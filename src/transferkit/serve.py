@@ -36,7 +36,6 @@ def create_app(
     except ImportError:
         raise ConfigError("Serving needs FastAPI and uvicorn: pip install 'transferkit[serve]'.") from None
 
-    from transferkit.data.images import load_image
     from transferkit.data.transforms import build_transforms
     from transferkit.engine.model import load_model
 
@@ -53,34 +52,8 @@ def create_app(
         backbone = net.spec().get("backbone", "ensemble")
         return {"status": "ok", "backbone": backbone, "classes": net.classes, "input_size": dc.input_size}
 
-    async def _read_body(request: Request) -> tuple[bytes, str]:
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > max_bytes + 4096:
-            raise HTTPException(413, f"Upload of {int(declared):,} bytes exceeds the limit of {max_bytes:,} bytes.")
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > max_bytes + 4096:  # multipart framing overhead allowed
-                raise HTTPException(413, f"Upload exceeds the limit of {max_bytes:,} bytes.")
-        return bytes(body), request.headers.get("content-type", "")
-
-    async def _form(request: Request, body: bytes):
-        """The multipart form parsed from the size-limited body already read (Starlette's public parser)."""
-        from starlette.formparsers import MultiPartParser
-
-        async def once():
-            yield body
-            yield b""
-
-        parser = MultiPartParser(request.headers, once(), max_files=1, max_fields=16, max_part_size=max_bytes + 4096)
-        return await parser.parse()
-
     def _infer(data: bytes, name: str) -> torch.Tensor:
-        try:
-            image = load_image(data, max_pixels=max_pixels, name=name)
-        except BadImageError as exc:
-            status = 413 if "decompression-bomb" in exc.reason else 422
-            raise HTTPException(status, str(exc)) from None
+        image = _decode(data, name, max_pixels)
         with torch.inference_mode():
             return net(transform(image).unsqueeze(0)).float().softmax(1)[0]
 
@@ -88,22 +61,7 @@ def create_app(
     async def predict(request: Request) -> dict[str, Any]:
         from starlette.concurrency import run_in_threadpool
 
-        body, content_type = await _read_body(request)
-        name = "upload"
-        if content_type.startswith("multipart/form-data"):
-            form = await _form(request, body)
-            upload = form.get("file")
-            if upload is None or not hasattr(upload, "read"):
-                raise HTTPException(422, "Send the image in a multipart field named 'file'.")
-            name = upload.filename or name
-            upload_type = upload.content_type or ""
-            data = await upload.read()
-            if upload_type and not upload_type.startswith("image/") and upload_type != "application/octet-stream":
-                raise HTTPException(415, f"Expected an image, got content type {upload_type!r}.")
-        elif content_type.startswith("image/") or content_type == "application/octet-stream":
-            data = body
-        else:
-            raise HTTPException(415, f"Expected an image/* body or a multipart upload, got {content_type!r}.")
+        data, name = await _upload(request, max_bytes)
         if len(data) > max_bytes:
             raise HTTPException(413, f"Image of {len(data):,} bytes exceeds the limit of {max_bytes:,} bytes.")
         if not data:
@@ -119,3 +77,62 @@ def create_app(
         }
 
     return app
+
+
+async def _read_body(request: Any, max_bytes: int) -> tuple[bytes, str]:
+    """The request body, refused (413) as soon as it exceeds ``max_bytes`` (plus multipart framing)."""
+    from fastapi import HTTPException
+
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > max_bytes + 4096:
+        raise HTTPException(413, f"Upload of {int(declared):,} bytes exceeds the limit of {max_bytes:,} bytes.")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes + 4096:  # multipart framing overhead allowed
+            raise HTTPException(413, f"Upload exceeds the limit of {max_bytes:,} bytes.")
+    return bytes(body), request.headers.get("content-type", "")
+
+
+async def _form(request: Any, body: bytes, max_bytes: int) -> Any:
+    """The multipart form parsed from the size-limited body already read (Starlette's public parser)."""
+    from starlette.formparsers import MultiPartParser
+
+    async def once():
+        yield body
+        yield b""
+
+    parser = MultiPartParser(request.headers, once(), max_files=1, max_fields=16, max_part_size=max_bytes + 4096)
+    return await parser.parse()
+
+
+async def _upload(request: Any, max_bytes: int) -> tuple[bytes, str]:
+    """The image bytes and file name of a raw ``image/*`` body or of a multipart field ``file``."""
+    from fastapi import HTTPException
+
+    body, content_type = await _read_body(request, max_bytes)
+    if content_type.startswith("image/") or content_type == "application/octet-stream":
+        return body, "upload"
+    if not content_type.startswith("multipart/form-data"):
+        raise HTTPException(415, f"Expected an image/* body or a multipart upload, got {content_type!r}.")
+    upload = (await _form(request, body, max_bytes)).get("file")
+    if upload is None or not hasattr(upload, "read"):
+        raise HTTPException(422, "Send the image in a multipart field named 'file'.")
+    upload_type = upload.content_type or ""
+    data = await upload.read()
+    if upload_type and not upload_type.startswith("image/") and upload_type != "application/octet-stream":
+        raise HTTPException(415, f"Expected an image, got content type {upload_type!r}.")
+    return data, upload.filename or "upload"
+
+
+def _decode(data: bytes, name: str, max_pixels: int) -> Any:
+    """The decoded image; undecodable input is 422, a decompression bomb 413."""
+    from fastapi import HTTPException
+
+    from transferkit.data.images import load_image
+
+    try:
+        return load_image(data, max_pixels=max_pixels, name=name)
+    except BadImageError as exc:
+        status = 413 if "decompression-bomb" in exc.reason else 422
+        raise HTTPException(status, str(exc)) from None

@@ -7,9 +7,8 @@ import torch
 import yaml
 from typer.testing import CliRunner
 
-from transferkit.cli.main import _register, app
+from transferkit.cli.main import app
 
-_register()
 runner = CliRunner()
 NET = "--backbone resnet18 --weights none --image-size 32 --precision 32-true".split()
 TINY = [*NET, "--no-progress"]
@@ -229,7 +228,7 @@ def test_continual_prints_matrices_and_forgetting(tmp_path):
     from ..conftest import write_class_images
 
     data = write_class_images(tmp_path / "d", classes=("a", "b", "c", "d"), per_class=8)
-    args = ["continual", str(data), "--tasks", "2", "--methods", "finetune,replay", "--epochs", "2", *NET[:4]]
+    args = ["continual", str(data), "--tasks", "2", "--methods", "fine-tune,replay", "--epochs", "2", *NET[:4]]
     result = runner.invoke(app, [*args, "--image-size", "32"])
     assert result.exit_code == 0, result.output
     assert "accuracy matrix" in result.output and "forgetting" in result.output and "replay" in result.output

@@ -56,7 +56,7 @@ def _tasks():
 
 def test_naive_fine_tuning_forgets_and_replay_remembers():
     tasks = _tasks()
-    naive = run_continual(tasks, "finetune", 6, epochs=5, log=lambda _: None)
+    naive = run_continual(tasks, "fine-tune", 6, epochs=5, log=lambda _: None)
     replay = run_continual(tasks, "replay", 6, epochs=5, method_options={"capacity": 60}, log=lambda _: None)
     assert naive.accuracy_matrix.shape == (3, 3)
     assert naive.forgetting > 0.5  # class-incremental: old classes are overwritten
@@ -77,13 +77,13 @@ def test_regularisers_forget_less_than_naive_fine_tuning_in_domain_incremental_l
         x = x + shift
         tasks.append(Task(f"domain {t}", x[:200], y[:200], x[200:], y[200:]))
     kwargs = {"epochs": 10, "class_incremental": False, "log": lambda _: None}
-    naive = run_continual(tasks, "finetune", 4, **kwargs)
+    naive = run_continual(tasks, "fine-tune", 4, **kwargs)
     regularised = run_continual(tasks, method, 4, **kwargs)
     assert regularised.forgetting < 0.75 * naive.forgetting, (regularised.forgetting, naive.forgetting)
 
 
 def test_methods_are_registered():
-    assert {"finetune", "ewc", "lwf", "replay"} <= set(continual_methods.names())
+    assert {"fine-tune", "ewc", "lwf", "replay"} <= set(continual_methods.names())
 
 
 def _sorted_two_class_task():

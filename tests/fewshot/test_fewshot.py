@@ -74,7 +74,7 @@ def test_meta_training_lowers_the_episode_loss(name):
 def test_every_method_beats_chance_and_meta_learning_ignores_nuisance_dimensions():
     x, y = _features()
     _, novel = split_classes(y, 10, seed=0)
-    methods = ["simpleshot", "finetune", "protonet", "matching", "relation", "maml", "reptile"]
+    methods = ["simpleshot", "fine-tune", "protonet", "matching", "relation", "maml", "reptile"]
     results = run_fewshot(
         x, y, novel, methods, way=5, shots=(5,), query=10, episodes=60, meta_episodes=300, log=lambda _: None
     )

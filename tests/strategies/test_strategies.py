@@ -60,14 +60,14 @@ def test_discriminative_learning_rates_are_geometric_from_shallow_to_deep():
     assert geometric_scales(1, 0.1) == (1.0,)
 
 
-def test_progressive_unfreezing_unfreezes_deepest_first_and_spans_all_epochs():
+def test_progressive_unfreezes_deepest_first_and_spans_all_epochs():
     stages = create_strategy("progressive", epochs_per_stage=2).stages(epochs=9, num_groups=3)
     assert [(s.start, s.end, s.trainable) for s in stages] == [(0, 2, 0), (2, 4, 1), (4, 6, 2), (6, 9, 3)]
     short = create_strategy("progressive", epochs_per_stage=2).stages(epochs=3, num_groups=3)
     assert [(s.start, s.end, s.trainable) for s in short] == [(0, 2, 0), (2, 3, 1)]
 
 
-def test_progressive_unfreezing_trains_more_parameters_each_stage():
+def test_progressive_trains_more_parameters_each_stage():
     backbone, data = tiny_data()
     assert len(backbone.layer_groups()) == 4
     result = train_classifier(

@@ -3,9 +3,10 @@
 import numpy as np
 import pytest
 
+from transferkit.api import training_images
 from transferkit.errors import DataError
 from transferkit.transferability import rank_backbones, score, scores
-from transferkit.transferability.hscore import h_score
+from transferkit.transferability.hscore import hscore
 from transferkit.transferability.leep import leep_from_posteriors
 from transferkit.transferability.nce import nce_from_source_labels
 from transferkit.transferability.rank import format_ranking
@@ -51,7 +52,7 @@ def test_nce_is_minus_conditional_entropy():
 def test_h_score_of_one_dimensional_features_is_the_fisher_ratio():
     f = np.array([[-1.0], [-1.0], [1.0], [1.0]])
     # between-class variance 1, total variance 1 → H = 1
-    assert h_score(f, np.array([0, 0, 1, 1]), shrinkage=False) == pytest.approx(1.0)
+    assert hscore(f, np.array([0, 0, 1, 1]), shrinkage=False) == pytest.approx(1.0)
 
 
 def test_regularised_h_score_is_the_published_formula_computed_by_hand():
@@ -69,7 +70,7 @@ def test_regularised_h_score_is_the_published_formula_computed_by_hand():
     class_means = np.stack([centred[y == k].mean(0) for k in y])
     expected = np.trace(np.linalg.inv(shrunk) @ ((1 - alpha) * np.cov(class_means, rowvar=False)))
     assert 0.05 < alpha < 1
-    assert h_score(f, y) == pytest.approx(expected, rel=1e-6)
+    assert hscore(f, y) == pytest.approx(expected, rel=1e-6)
 
 
 def test_bad_inputs_are_clear_errors():
@@ -91,7 +92,7 @@ def test_rank_backbones_puts_an_informative_backbone_first(tmp_path):
         blind.model[0][0].weight.zero_()  # features no longer depend on the image
         blind.model[0][0].bias.fill_(0.1)
     blind.name = "blind"
-    ranking = rank_backbones(root, [blind, good], log=lambda _: None)
+    ranking = rank_backbones(training_images(root), [blind, good], log=lambda _: None)
     assert [r.backbone for r in ranking] == ["tiny", "blind"]
     assert all(set(r.scores) == {"logme", "leep", "nce", "hscore"} for r in ranking)
     assert all(r.source_labels.startswith("GMM") for r in ranking)  # tiny nets have no pretrained classifier
@@ -107,7 +108,7 @@ def test_rank_uses_a_pretrained_classifier_for_leep_and_nce_when_every_backbone_
     backbone = make_tiny_backbone()
     head = torch.nn.Linear(backbone.num_features, 7)  # a 7-class "source task"
     backbone.set_source_head(head)
-    (row,) = rank_backbones(root, [backbone], log=lambda _: None, max_images=None)
+    (row,) = rank_backbones(training_images(root), [backbone], log=lambda _: None, max_images=None)
     assert row.source_labels == "pretrained classifier"
     from transferkit.api import load_data
 

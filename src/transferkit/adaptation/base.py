@@ -7,12 +7,14 @@ adaptation loss added to the source classification loss. Features are the bottle
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 from torch import Tensor, nn
 
 from transferkit.registry import Registry
 
 
-class AdaptationMethod(nn.Module):
+class AdaptationMethod(nn.Module, ABC):
     """Base: ``forward(f_s, f_t, logits_s, logits_t, progress) -> loss``; ``progress`` runs 0 → 1."""
 
     name: str = ""
@@ -22,8 +24,9 @@ class AdaptationMethod(nn.Module):
         self.features = features
         self.num_classes = num_classes
 
+    @abstractmethod
     def forward(self, f_s: Tensor, f_t: Tensor, logits_s: Tensor, logits_t: Tensor, progress: float) -> Tensor:
-        raise NotImplementedError
+        """The adaptation loss of a source batch and a target batch (features and logits)."""
 
 
 adaptation_methods: Registry[type[AdaptationMethod]] = Registry("domain adaptation method")

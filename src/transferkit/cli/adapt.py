@@ -7,10 +7,7 @@ from typing import Optional
 
 import typer
 
-from transferkit.cli.main import app
 
-
-@app.command()
 def adapt(
     source: Path = typer.Argument(..., help="Labelled source images: class sub-folders (or train/ val/)."),
     target: Path = typer.Argument(..., help="Target images: flat folder, or class sub-folders (labels only reported)."),
@@ -40,7 +37,7 @@ def adapt(
     from transferkit.backbones import create_backbone
     from transferkit.inference import dataset_features
 
-    bb = create_backbone(backbone, weights=None if weights.lower() == "none" else weights)
+    bb = create_backbone(backbone, weights=weights)
     data = load_data(source, bb.data_config, preset="none", image_size=image_size, val_fraction=val_fraction, seed=seed)
     dc = data.data_config
     target_set, labelled = load_target(target, data.classes, dc.input_size, dc.mean, dc.std, dc.interpolation)
@@ -54,7 +51,7 @@ def adapt(
     typer.echo("domain shift of backbone features: " + ", ".join(f"{k} {v:.4f}" for k, v in shift.items()))
     out.mkdir(parents=True, exist_ok=True)
     rows = []
-    shared_backbone = create_backbone(backbone, weights=None if weights.lower() == "none" else weights)
+    shared_backbone = create_backbone(backbone, weights=weights)
     feature_cache: dict = {}  # frozen backbone: features computed once for every method
     for name in ["source-only", *[m.strip() for m in method.split(",") if m.strip() and m.strip() != "source-only"]]:
         config = AdaptConfig(
@@ -70,9 +67,7 @@ def adapt(
         )
         typer.echo(f"\n== {name}")
         result = run_adapt(
-            shared_backbone
-            if backbone_groups == 0
-            else create_backbone(backbone, weights=None if weights.lower() == "none" else weights),
+            shared_backbone if backbone_groups == 0 else create_backbone(backbone, weights=weights),
             data.classes,
             data.train_eval,
             data.val,
@@ -83,33 +78,40 @@ def adapt(
             feature_cache=feature_cache,
         )
         result.model.save(out / f"{name}.pt")
-        rows.append(
-            {
-                "method": name,
-                "selected_epoch": result.selected_epoch + 1,
-                "source_val_acc": round(result.source_val_accuracy, 4),
-                "target_acc": None if result.target_accuracy is None else round(result.target_accuracy, 4),
-                "oracle_target_acc": None
-                if result.oracle_target_accuracy is None
-                else round(result.oracle_target_accuracy, 4),
-                "seconds": round(result.seconds, 1),
-            }
-        )
+        rows.append(_result_row(name, result))
     (out / "results.json").write_text(json.dumps({"domain_shift": shift, "runs": rows}, indent=2))
+    _write_report(out, f"transferkit adapt: {source.name} → {target.name} ({backbone})", rows, shift)
+    _print_table(rows, labelled)
+    typer.echo(f"models and results.json in {out}")
+
+
+def _result_row(name: str, result) -> dict:
+    def rounded(value: float | None) -> float | None:
+        return None if value is None else round(value, 4)
+
+    return {
+        "method": name,
+        "selected_epoch": result.selected_epoch + 1,
+        "source_val_acc": round(result.source_val_accuracy, 4),
+        "target_acc": rounded(result.target_accuracy),
+        "oracle_target_acc": rounded(result.oracle_target_accuracy),
+        "seconds": round(result.seconds, 1),
+    }
+
+
+def _write_report(out: Path, title: str, rows: list[dict], shift: dict[str, float]) -> None:
     from transferkit.report import table_report
 
     header = list(rows[0])
-    table_report(
-        out,
-        f"transferkit adapt: {source.name} → {target.name} ({backbone})",
-        header,
-        [[r[h] if r[h] is not None else "-" for h in header] for r in rows],
-        [
-            "Domain shift of the backbone features: " + ", ".join(f"{k} {v:.4f}" for k, v in shift.items()),
-            "Model selection used source validation data only; target labels, when present, only report accuracy. "
-            "The oracle column picks the best epoch with target labels and is not a usable result.",
-        ],
-    )
+    notes = [
+        "Domain shift of the backbone features: " + ", ".join(f"{k} {v:.4f}" for k, v in shift.items()),
+        "Model selection used source validation data only; target labels, when present, only report accuracy. "
+        "The oracle column picks the best epoch with target labels and is not a usable result.",
+    ]
+    table_report(out, title, header, [[r[h] if r[h] is not None else "-" for h in header] for r in rows], notes)
+
+
+def _print_table(rows: list[dict], labelled: bool) -> None:
     typer.echo(f"\n{'method':12s} {'source val':>10s} {'target':>8s} {'oracle*':>8s} {'seconds':>8s}")
     for r in rows:
         target_acc = "-" if r["target_acc"] is None else f"{r['target_acc']:.4f}"
@@ -117,4 +119,3 @@ def adapt(
         typer.echo(f"{r['method']:12s} {r['source_val_acc']:10.4f} {target_acc:>8s} {oracle:>8s} {r['seconds']:8.1f}")
     if labelled:
         typer.echo("* oracle: best target accuracy over epochs, chosen with target labels; not a usable result.")
-    typer.echo(f"models and results.json in {out}")

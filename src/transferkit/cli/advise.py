@@ -7,10 +7,7 @@ from typing import Optional
 
 import typer
 
-from transferkit.cli.main import app
 
-
-@app.command()
 def advise(
     data: Path = typer.Argument(..., help="Folder of class sub-folders (or train/ val/), or a CSV."),
     backbone: str = typer.Option("efficientnet_lite0"),
@@ -26,7 +23,7 @@ def advise(
     from transferkit.backbones import create_backbone
     from transferkit.engine.config import TrainConfig
 
-    pretrained = create_backbone(backbone, weights=None if weights.lower() == "none" else weights)
+    pretrained = create_backbone(backbone, weights=weights)
     scratch = create_backbone(backbone, weights=None)
     data_ = load_data(data, pretrained.data_config, preset="light", image_size=image_size, seed=seed)
     advice = run_advise(

@@ -7,14 +7,11 @@ from typing import Optional
 
 import typer
 
-from transferkit.cli.main import app
 
-
-@app.command()
 def continual(
     data: Path = typer.Argument(..., help="Class sub-folders (or train/ val/); classes are split into tasks."),
     tasks: int = typer.Option(3, help="Number of tasks (disjoint class groups)."),
-    methods: str = typer.Option("finetune,ewc,lwf,replay"),
+    methods: str = typer.Option("fine-tune,ewc,lwf,replay"),
     epochs: int = typer.Option(5, help="Epochs per task."),
     buffer: int = typer.Option(200, help="replay: stored examples."),
     ewc_lambda: float = typer.Option(100.0),
@@ -31,7 +28,7 @@ def continual(
     from transferkit.continual import class_incremental_tasks, run_continual
     from transferkit.inference import dataset_features
 
-    bb = create_backbone(backbone, weights=None if weights.lower() == "none" else weights)
+    bb = create_backbone(backbone, weights=weights)
     loaded = load_data(data, bb.data_config, preset="none", image_size=image_size, val_fraction=val_fraction, seed=seed)
     train_x, train_y = dataset_features(bb, loaded.train_eval)
     test_x, test_y = dataset_features(bb, loaded.val)

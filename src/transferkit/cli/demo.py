@@ -6,10 +6,7 @@ from pathlib import Path
 
 import typer
 
-from transferkit.cli.main import app
 
-
-@app.command()
 def demo(
     out: Path = typer.Option(Path("demo-out")),
     per_class: int = typer.Option(100, help="Labelled training images per class."),

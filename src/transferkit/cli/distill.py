@@ -7,10 +7,7 @@ from typing import Optional
 
 import typer
 
-from transferkit.cli.main import app
 
-
-@app.command()
 def distill(
     teacher: Path = typer.Argument(..., help="A trained model (a fit run's best.pt)."),
     data: Path = typer.Argument(..., help="The teacher's training data layout (class sub-folders...)."),
@@ -38,7 +35,7 @@ def distill(
     teacher_model = load_model(teacher)
     size = image_size or teacher_model.data_config.input_size
     loaded = load_data(data, teacher_model.data_config, preset=preset, image_size=size, seed=seed)
-    bb = create_backbone(student, weights=None if weights.lower() == "none" else weights)
+    bb = create_backbone(student, weights=weights)
     student_model = build_model(bb, len(teacher_model.classes), teacher_model.classes, data_config=loaded.data_config)
     result = run_distill(
         teacher_model,

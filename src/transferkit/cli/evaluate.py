@@ -7,10 +7,7 @@ from typing import Optional
 
 import typer
 
-from transferkit.cli.main import app
 
-
-@app.command()
 def evaluate(
     model: Path = typer.Argument(..., help="A run's best.pt (any strategy, auto's ensembles included)."),
     data: Path = typer.Argument(..., help="Folder with a test/ (or --split) folder, or a folder of class folders."),

@@ -7,10 +7,7 @@ from typing import Optional
 
 import typer
 
-from transferkit.cli.main import app
 
-
-@app.command()
 def export(
     model: Path = typer.Argument(..., help="A trained model (best.pt / model.pt)."),
     out: Path = typer.Argument(..., help="Output file: .onnx, .ts (TorchScript) or .pt2 (torch.export)."),

@@ -7,10 +7,7 @@ from typing import Optional
 
 import typer
 
-from transferkit.cli.main import app
 
-
-@app.command()
 def extract(
     data: Path = typer.Argument(..., help="Folder of class sub-folders (or train/ val/), or a CSV."),
     backbone: str = typer.Option("efficientnet_lite0"),

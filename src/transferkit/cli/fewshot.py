@@ -7,16 +7,13 @@ from typing import Optional
 
 import typer
 
-from transferkit.cli.main import app
 
-
-@app.command()
 def fewshot(
     data: Path = typer.Argument(..., help="Folder of class sub-folders (all splits are pooled), or a CSV."),
     way: int = typer.Option(5),
     shot: str = typer.Option("1,5", help="Comma-separated shots."),
     query: int = typer.Option(15, help="Query images per class and episode."),
-    methods: str = typer.Option("simpleshot,finetune,protonet,matching,relation,maml,reptile"),
+    methods: str = typer.Option("simpleshot,fine-tune,protonet,matching,relation,maml,reptile"),
     novel: Optional[int] = typer.Option(None, help="Novel (test) classes; the rest meta-train (default: half)."),
     episodes: int = typer.Option(600, help="Evaluation episodes."),
     meta_episodes: int = typer.Option(1000, help="Meta-training episodes on base classes."),
@@ -37,7 +34,7 @@ def fewshot(
     from transferkit.cli._common import features_of_images, labelled_images
     from transferkit.fewshot import run_fewshot, split_classes
 
-    bb = create_backbone(backbone, weights=None if weights.lower() == "none" else weights)
+    bb = create_backbone(backbone, weights=weights)
     classes, samples = labelled_images(data, seed)
     features, labels = features_of_images(bb, samples, image_size, batch_size)
     n_novel = novel or max(way, len(classes) // 2)

@@ -8,10 +8,9 @@ from typing import Optional
 import typer
 
 from transferkit.cli._common import backbone_and_data, parse_key_values, train_config
-from transferkit.cli.main import app, merge_config_file
+from transferkit.cli._config_file import merge_config_file
 
 
-@app.command()
 def fit(
     ctx: typer.Context,
     data: Path = typer.Argument(..., help="Folder (train/ + val/, or one folder per class) or CSV of path,label."),

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from transferkit.cli.main import app
 
-
-@app.command()
 def info() -> None:
     """List backbones whose pretrained weights are available offline, and what else is known."""
     from transferkit.backbones.offline import offline_backbones

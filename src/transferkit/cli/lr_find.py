@@ -8,10 +8,8 @@ from typing import Optional
 import typer
 
 from transferkit.cli._common import backbone_and_data, train_config
-from transferkit.cli.main import app
 
 
-@app.command("lr-find")
 def lr_find(
     data: Path = typer.Argument(...),
     backbone: str = typer.Option("efficientnet_lite0"),

@@ -1,73 +1,84 @@
-"""The ``transferkit`` command: a thin typer layer over the public API, one module per command."""
+"""The ``transferkit`` command: a thin typer layer over the public API.
+
+Each command is a plain function in its own module (``cli/fit.py`` defines ``fit``...); this
+module alone composes them into the app (typer's one-file-per-command pattern), so no command
+module imports this one.
+"""
 
 from __future__ import annotations
 
 import sys
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable
 
 import typer
-import yaml
 
+from transferkit.cli import (
+    adapt,
+    advise,
+    cka,
+    compare,
+    continual,
+    demo,
+    distill,
+    evaluate,
+    explain,
+    export,
+    extract,
+    fewshot,
+    fit,
+    info,
+    lr_find,
+    multisource,
+    predict,
+    probe,
+    rank,
+    serve,
+    zeroshot,
+)
 from transferkit.errors import TransferkitError
 
-app = typer.Typer(
-    add_completion=False,
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    help="Transfer learning for computer vision: point it at a folder of images.",
-)
+COMMANDS: dict[str, Callable[..., None]] = {
+    "adapt": adapt.adapt,
+    "advise": advise.advise,
+    "cka": cka.cka,
+    "compare": compare.compare,
+    "continual": continual.continual,
+    "demo": demo.demo,
+    "distill": distill.distill,
+    "evaluate": evaluate.evaluate,
+    "explain": explain.explain,
+    "export": export.export,
+    "extract": extract.extract,
+    "fewshot": fewshot.fewshot,
+    "fit": fit.fit,
+    "info": info.info,
+    "lr-find": lr_find.lr_find,
+    "multisource": multisource.multisource,
+    "predict": predict.predict,
+    "probe": probe.probe,
+    "rank": rank.rank,
+    "serve": serve.serve,
+    "zeroshot": zeroshot.zeroshot,
+}
 
 
-def merge_config_file(ctx: typer.Context, params: dict[str, Any], config_file: Path | None) -> dict[str, Any]:
-    """Options from a YAML file, overridden by every flag given on the command line."""
-    if config_file is None:
-        return params
-    try:
-        loaded = yaml.safe_load(config_file.read_text()) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise TransferkitError(f"Cannot read config file {config_file}: {exc}") from None
-    if not isinstance(loaded, dict):
-        raise TransferkitError(f"{config_file} must hold a mapping of option: value, got {type(loaded).__name__}.")
-    merged = dict(params)
-    for key, value in loaded.items():
-        name = str(key).replace("-", "_")
-        if name not in params:
-            raise TransferkitError(f"Unknown option {key!r} in {config_file}. Options: {', '.join(sorted(params))}.")
-        source = ctx.get_parameter_source(name)
-        # compare by name: typer may ship its own copy of click's ParameterSource enum
-        if source is None or source.name in ("DEFAULT", "DEFAULT_MAP"):
-            merged[name] = value
-    return merged
-
-
-def _register() -> None:
-    from transferkit.cli import (  # noqa: F401
-        adapt,
-        advise,
-        compare,
-        continual,
-        demo,
-        distill,
-        evaluate,
-        explain,
-        export,
-        extract,
-        fewshot,
-        fit,
-        info,
-        lr_find,
-        multisource,
-        predict,
-        probe,
-        rank,
-        serve,
-        zeroshot,
+def build_app() -> typer.Typer:
+    """The ``transferkit`` app with every command of :data:`COMMANDS`."""
+    app = typer.Typer(
+        add_completion=False,
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        help="Transfer learning for computer vision: point it at a folder of images.",
     )
+    for name, command in COMMANDS.items():
+        app.command(name)(command)
+    return app
+
+
+app = build_app()
 
 
 def main() -> None:
-    _register()
     try:
         app()
     except TransferkitError as exc:

@@ -7,10 +7,7 @@ from typing import Optional
 
 import typer
 
-from transferkit.cli.main import app
 
-
-@app.command()
 def multisource(
     data: Path = typer.Argument(..., help="Folder of class sub-folders (or train/ val/), or a CSV."),
     backbones: str = typer.Option(..., help="Comma-separated backbones (the sources)."),
@@ -28,7 +25,7 @@ def multisource(
 
     sources, labels, loaded = {}, None, None
     for name in [b.strip() for b in backbones.split(",") if b.strip()]:
-        bb = create_backbone(name, weights=None if weights.lower() == "none" else weights)
+        bb = create_backbone(name, weights=weights)
         if loaded is None:  # images found and checked once
             loaded = load_data(data, bb.data_config, preset="none", image_size=image_size, seed=seed)
         features, labels = dataset_features(bb, rebind(loaded, bb.data_config, image_size).train_eval, batch_size)

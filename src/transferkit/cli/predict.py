@@ -7,10 +7,7 @@ from typing import Optional
 
 import typer
 
-from transferkit.cli.main import app
 
-
-@app.command()
 def predict(
     model: Path = typer.Argument(..., help="A run's best.pt or last.pt."),
     images: list[Path] = typer.Argument(..., help="Image files or folders (searched recursively)."),

@@ -7,10 +7,7 @@ from typing import Optional
 
 import typer
 
-from transferkit.cli.main import app
 
-
-@app.command()
 def probe(
     data: Path = typer.Argument(..., help="Folder of class sub-folders (or train/ val/), or a CSV."),
     backbone: str = typer.Option("efficientnet_lite0"),
@@ -26,7 +23,7 @@ def probe(
     from transferkit.backbones import create_backbone
     from transferkit.interpret import probe_layers
 
-    bb = create_backbone(backbone, weights=None if weights.lower() == "none" else weights)
+    bb = create_backbone(backbone, weights=weights)
     loaded = load_data(data, bb.data_config, preset="none", image_size=image_size)
     dataset = loaded.train_eval
     if len(dataset) > max_images:

@@ -7,10 +7,7 @@ from typing import Optional
 
 import typer
 
-from transferkit.cli.main import app
 
-
-@app.command()
 def rank(
     data: Path = typer.Argument(..., help="Folder of class sub-folders (or train/ val/), or a CSV."),
     backbones: str = typer.Option("efficientnet_lite0", help="Comma-separated backbone names."),
@@ -26,14 +23,15 @@ def rank(
     seed: int = typer.Option(0),
 ) -> None:
     """Score each backbone's frozen features on DATA (LogME, LEEP, NCE, H-score; higher is better)."""
+    from transferkit.api import training_images
     from transferkit.errors import ConfigError
     from transferkit.transferability.rank import format_ranking, rank_backbones
 
     names = [b.strip() for b in backbones.split(",") if b.strip()]
     rows = rank_backbones(
-        data,
+        training_images(data, seed),
         names,
-        weights=None if weights.lower() == "none" else weights,
+        weights=weights,
         score_names=[s.strip() for s in scores.split(",") if s.strip()],
         image_size=image_size,
         batch_size=batch_size,

@@ -6,10 +6,7 @@ from pathlib import Path
 
 import typer
 
-from transferkit.cli.main import app
 
-
-@app.command()
 def serve(
     model: Path = typer.Argument(..., help="A trained model (best.pt / model.pt)."),
     host: str = typer.Option("127.0.0.1", help="Address to bind (0.0.0.0 exposes it to the network)."),

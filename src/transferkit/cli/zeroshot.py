@@ -7,10 +7,7 @@ from typing import Optional
 
 import typer
 
-from transferkit.cli.main import app
 
-
-@app.command()
 def zeroshot(
     data: Path = typer.Argument(..., help="Class sub-folders; seen classes train, unseen ones are only evaluated."),
     attributes: Optional[Path] = typer.Option(None, help="CSV: class,attr1,attr2,... (eszsl, dap)."),
@@ -60,7 +57,7 @@ def zeroshot(
     if attributes is None:
         raise ConfigError(f"Methods {attribute_methods} need a class × attribute table: --attributes table.csv.")
     table = read_attribute_table(attributes)
-    bb = create_backbone(backbone, weights=None if weights.lower() == "none" else weights)
+    bb = create_backbone(backbone, weights=weights)
     features, _ = features_of_images(bb, samples, image_size, batch_size)
     x = features.numpy()
     seen_index = {c: i for i, c in enumerate(seen)}

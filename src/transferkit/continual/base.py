@@ -34,10 +34,3 @@ class ContinualMethod:
 
 
 continual_methods: Registry[type[ContinualMethod]] = Registry("continual method")
-
-
-@continual_methods.register("finetune")
-class NaiveFineTune(ContinualMethod):
-    """Plain sequential training: the lower bound that shows catastrophic forgetting."""
-
-    name = "finetune"

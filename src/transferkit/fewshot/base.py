@@ -7,6 +7,8 @@ drawn from *base* classes, and are evaluated on episodes of disjoint *novel* cla
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -19,7 +21,7 @@ from transferkit.heads.mlp import mlp
 from transferkit.registry import Registry
 
 
-class FewShotMethod(nn.Module):
+class FewShotMethod(nn.Module, ABC):
     """``predict(support, support_labels, query, way) -> logits (Q, way)``; ``meta_train`` on base classes."""
 
     name: str = ""
@@ -33,8 +35,9 @@ class FewShotMethod(nn.Module):
         """Learn from base-class episodes; returns the loss per episode. Default: nothing to learn."""
         return []
 
+    @abstractmethod
     def predict(self, support: Tensor, support_labels: Tensor, query: Tensor, way: int) -> Tensor:
-        raise NotImplementedError
+        """(Q, way) logits of the query features given the labelled support features."""
 
 
 fewshot_methods: Registry[type[FewShotMethod]] = Registry("few-shot method")

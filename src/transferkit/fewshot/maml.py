@@ -1,6 +1,6 @@
-"""MAML (Finn et al., ICML 2017), first-order, and Reptile (Nichol et al., 2018): meta-learn the
-*initialisation* of a small network on pretrained features so that a few SGD steps on a new
-episode's support set give a good classifier.
+"""MAML (Finn et al., ICML 2017), first-order: meta-learn the *initialisation* of a small network
+on pretrained features so that a few SGD steps on a new episode's support set give a good
+classifier. ``_MetaInit`` (the network and its inner loop) is shared with Reptile (``reptile.py``).
 
 The network is ``Linear → ReLU → Linear(way)``; its output units are shared across episodes
 whose labels are freshly permuted, so the initialisation cannot memorise base classes.
@@ -84,33 +84,3 @@ class FOMAML(_MetaInit):
             return StepOutput(surrogate, 1, report=float(loss.detach()))
 
         return episodic_loop(self, sampler, episodes, lr, step)
-
-
-@fewshot_methods.register("reptile")
-class Reptile(_MetaInit):
-    """Reptile: move the initialisation towards the parameters adapted to each episode,
-    ``θ ← θ + ε (φ - θ)``, with ``ε`` = ``lr`` × 100 annealed linearly to 0.
-
-    In the training loop the move is one SGD step (rate 1) on the surrogate ``ε/2 · ‖θ − φ‖²``,
-    whose gradient ``ε (θ − φ)`` makes exactly that update.
-    """
-
-    name = "reptile"
-
-    def meta_train(self, sampler: EpisodeSampler, episodes: int, lr: float = 1e-3) -> list[float]:
-        start_eps, done = min(1.0, lr * 100), [0]
-
-        def step(episode) -> StepOutput:
-            both = torch.cat([episode.support, episode.query])
-            labels = torch.cat([episode.support_labels, episode.query_labels])
-            adapted = self.adapt(both, labels)
-            eps = start_eps * (1 - done[0] / max(episodes, 1))
-            done[0] += 1
-            with torch.no_grad():
-                report = float(F.cross_entropy(self.query_logits(adapted, episode.query), episode.query_labels))
-            surrogate = sum((p - adapted[n].detach()).pow(2).sum() for n, p in self.net.named_parameters())
-            return StepOutput(eps / 2 * surrogate, 1, report=report)
-
-        return episodic_loop(
-            self, sampler, episodes, lr, step, optimizer=lambda params: torch.optim.SGD(params, lr=1.0)
-        )

@@ -185,6 +185,21 @@ def linear_probe(
     return LinearProbe(weight.float(), bias.float(), C, accuracy, loss)
 
 
+def probe_accuracy(
+    features: Tensor | np.ndarray, labels: Tensor | np.ndarray, C: float = 0.5, folds: int = 5, seed: int = 0
+) -> float:
+    """Mean held-out accuracy of the standardised logistic probe at a fixed ``C`` by stratified CV.
+
+    ``folds`` shrinks to the smallest class's count (at least 2); NaN when a class has one example.
+    """
+    x = torch.as_tensor(np.asarray(features), dtype=torch.float32)
+    y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
+    counts = np.bincount(y.numpy())
+    folds = max(2, min(folds, int(counts[counts > 0].min())))
+    results = cross_validate(x, y, int(y.max()) + 1, (C,), folds, seed)
+    return results[0][1] if results else float("nan")
+
+
 def load_into_head(probe: LinearProbe, head: nn.Module) -> None:
     """Copy the probe into a head whose last layer is ``fc`` (``LinearHead``) right after the features."""
     fc = getattr(head, "fc", None)

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import Dataset
@@ -25,13 +24,10 @@ def group_output_layers(backbone: nn.Module) -> list[str]:
 def probe_layers(
     backbone: nn.Module, dataset: Dataset, layers: Sequence[str] | None = None, batch_size: int = 64, folds: int = 3
 ) -> list[tuple[str, float]]:
-    """Cross-validated logistic-regression accuracy of pooled features at each layer (shallow → deep)."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import cross_val_score
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    from transferkit.inference import features_at
+    """Cross-validated accuracy of the shared linear probe (``C = 0.5``) on pooled features at each layer
+    (shallow → deep)."""
+    from transferkit.engine.cache import features_at
+    from transferkit.heads.probe import probe_accuracy
 
     layers = list(layers or group_output_layers(backbone))
     features: dict[str, list[torch.Tensor]] = {name: [] for name in layers}
@@ -42,11 +38,5 @@ def probe_layers(
             for name in layers:
                 features[name].append(features_at(backbone, images, name).float())
             labels.append(torch.as_tensor(targets))
-    y = torch.cat(labels).numpy()
-    folds = max(2, min(folds, int(np.bincount(y).min())))
-    result = []
-    for name in layers:
-        x = torch.cat(features[name]).numpy()
-        clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000, C=0.5))
-        result.append((name, float(cross_val_score(clf, x, y, cv=folds).mean())))
-    return result
+    y = torch.cat(labels)
+    return [(name, probe_accuracy(torch.cat(features[name]), y, C=0.5, folds=folds)) for name in layers]

@@ -1,13 +1,13 @@
 """Transfer strategies: which layer groups train, when, and at which learning rate."""
 
 from transferkit.strategies import (  # noqa: F401  (registration)
-    discriminative_lr,
+    discriminative,
     feature_extraction,
-    fine_tuning,
+    fine_tune,
     lp_ft,
     partial,
     peft,
-    progressive_unfreezing,
+    progressive,
 )
 from transferkit.strategies.base import Stage, Strategy, create_strategy, strategies
 from transferkit.strategies.freezing import apply_bn_policy, freeze, set_trainable, trainable_fraction, unfreeze

@@ -15,7 +15,11 @@ import numpy as np
 from transferkit.transferability.base import scores
 
 
-def h_score(features: np.ndarray, labels: np.ndarray, shrinkage: bool = True) -> float:
+@scores.register("hscore")
+def hscore(
+    features: np.ndarray, labels: np.ndarray, source_probs: np.ndarray | None = None, shrinkage: bool = True
+) -> float:
+    """The (regularised, with ``shrinkage``) H-score of ``features`` for ``labels``; ``source_probs`` unused."""
     f = np.asarray(features, dtype=np.float64)
     f = f - f.mean(0, keepdims=True)
     n = len(f)
@@ -31,8 +35,3 @@ def h_score(features: np.ndarray, labels: np.ndarray, shrinkage: bool = True) ->
     else:
         cov = f.T @ f / (n - 1)
     return float(np.trace(np.linalg.pinv(cov, rcond=1e-10, hermitian=True) @ between))
-
-
-@scores.register("hscore")
-def hscore(features: np.ndarray, labels: np.ndarray, source_probs: np.ndarray | None = None) -> float:
-    return h_score(features, labels)

@@ -35,12 +35,10 @@ def _standardise(x: np.ndarray) -> np.ndarray:
 
 
 def probe_accuracy(features: np.ndarray, labels: np.ndarray, folds: int = 5, seed: int = 0) -> float:
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.model_selection import StratifiedKFold, cross_val_score
+    """The shared linear probe's CV accuracy (:func:`transferkit.heads.probe.probe_accuracy`, ``C = 0.5``)."""
+    from transferkit.heads.probe import probe_accuracy as shared
 
-    folds = max(2, min(folds, int(np.bincount(labels).min())))
-    cv = StratifiedKFold(folds, shuffle=True, random_state=seed)
-    return float(cross_val_score(LogisticRegression(max_iter=2000, C=0.5), features, labels, cv=cv).mean())
+    return shared(features, labels, C=0.5, folds=folds, seed=seed)
 
 
 def combine_sources(

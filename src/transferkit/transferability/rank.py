@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
+from torch.utils.data import Dataset
 
 from transferkit.backbones import ModelBackbone, create_backbone
 from transferkit.transferability.base import check_inputs, scores
@@ -30,8 +30,12 @@ class BackboneScore:
     source_labels: str = ""  # where LEEP/NCE's source posteriors came from: HEAD or GMM
 
 
+ImageSource = Callable[[ModelBackbone, "int | None"], "tuple[Dataset, np.ndarray]"]
+"""``(backbone, image_size) -> (dataset with the backbone's evaluation transform, labels)``."""
+
+
 def rank_backbones(
-    data: str | Path,
+    data: ImageSource,
     backbones: Sequence[str | ModelBackbone],
     weights: str | None = "imagenet",
     score_names: Sequence[str] = DEFAULT_SCORES,
@@ -46,7 +50,9 @@ def rank_backbones(
     """Score every backbone's features of ``data``'s training images; best LogME (or first score) first.
 
     Args:
-        data: Image folder (class sub-folders, or train/ val/) or CSV, as for ``fit``.
+        data: The target's training images for a backbone: ``data(backbone, image_size)`` returns them
+            with that backbone's evaluation transform, and their labels (see
+            :func:`transferkit.api.training_images`, which reads a folder or CSV as ``fit`` does).
         backbones: Names (``"efficientnet_lite0"``, ``"tv:resnet18"``) or backbone instances.
         weights: Weights for named backbones (``"imagenet"``, a file, or ``None`` for random
             initialisation: a from-scratch reference point that pretrained weights should beat).
@@ -62,7 +68,6 @@ def rank_backbones(
 
     Named backbones whose weights are not available offline are skipped with a message.
     """
-    from transferkit.api import load_data, rebind
     from transferkit.errors import ConfigError
     from transferkit.inference import dataset_features
 
@@ -76,7 +81,6 @@ def rank_backbones(
     if include_scratch:
         jobs += [(c, None) for c in backbones if isinstance(c, str) and weights is not None]
     extracted = []
-    loaded = None
     for candidate, candidate_weights in jobs:
         started = time.perf_counter()
         try:
@@ -84,11 +88,7 @@ def rank_backbones(
         except WeightsNotFoundError as exc:
             log(f"skipped {candidate}: {exc}")
             continue
-        if loaded is None:  # images are found and checked once; each backbone gets its own transforms
-            loaded = load_data(data, bb.data_config, preset="none", image_size=image_size, seed=seed)
-        dataset = rebind(loaded, bb.data_config, image_size).train_eval
-        samples = loaded.splits.train if loaded.splits else []
-        labels_all = np.asarray([label for _, label in samples])
+        dataset, labels_all = data(bb, image_size)
         if max_images is not None and len(dataset) > max_images and len(labels_all) == len(dataset):
             from sklearn.model_selection import train_test_split
             from torch.utils.data import Subset

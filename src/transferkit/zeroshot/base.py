@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
+
 import numpy as np
 
 from transferkit.registry import Registry
 
 
-class ZeroShotMethod:
+class ZeroShotMethod(ABC):
     """``fit`` on seen-class features with their classes' attribute rows; ``scores`` vs. any classes."""
 
     name: str = ""
@@ -20,12 +22,13 @@ class ZeroShotMethod:
         x = (x - self.mean) / self.std
         return x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-12)
 
+    @abstractmethod
     def fit(self, features: np.ndarray, labels: np.ndarray, seen_attributes: np.ndarray) -> ZeroShotMethod:
-        raise NotImplementedError
+        """Learn from seen-class features, their labels and the seen classes' attribute rows."""
 
+    @abstractmethod
     def scores(self, features: np.ndarray, attributes: np.ndarray) -> np.ndarray:
         """(N, Z) compatibility of each image with each class's attributes (higher: more likely)."""
-        raise NotImplementedError
 
     def predict(self, features: np.ndarray, attributes: np.ndarray) -> np.ndarray:
         return self.scores(features, attributes).argmax(1)

@@ -14,9 +14,9 @@ from transferkit.engine.trainer import StepOutput, Trainer, TrainingTask
 from transferkit.fewshot.base import FewShotMethod, fewshot_methods, normalize
 
 
-@fewshot_methods.register("finetune")
+@fewshot_methods.register("fine-tune")
 class FineTuneBaseline(FewShotMethod):
-    name = "finetune"
+    name = "fine-tune"
 
     def __init__(self, in_features: int, steps: int = 100, lr: float = 0.1, scale: float = 10.0) -> None:
         super().__init__(in_features)

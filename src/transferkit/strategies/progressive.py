@@ -2,7 +2,7 @@
 
 Train the head first, then unfreeze one more layer group, deepest first, every
 ``epochs_per_stage`` epochs; each stage starts a fresh optimizer and schedule.
-Optional layer-wise ``ratio`` as in :mod:`discriminative_lr`.
+Optional layer-wise ``ratio`` as in :mod:`discriminative`.
 """
 
 from __future__ import annotations

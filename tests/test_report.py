@@ -63,3 +63,56 @@ def test_a_frozen_backbone_run_still_gets_grad_cam_samples(tmp_path):
     train_classifier(data, backbone, "feature-extraction", config(epochs=1), out=tmp_path, log=quiet)
     text = (tmp_path / "report.html").read_text()
     assert "Grad-CAM" in text and "Not available" not in text
+
+
+class _Upscaled:
+    """``n`` validation images upscaled to 128 px (192 KiB each as float32): big enough to see in RSS."""
+
+    def __init__(self, dataset, n):
+        self.dataset, self.n = dataset, n
+        self.labels = [int(dataset[i % len(dataset)][1]) for i in range(n)]
+
+    def __len__(self):
+        return self.n
+
+    def __getitem__(self, index):
+        import torch
+
+        image, label = self.dataset[index % len(self.dataset)]
+        return torch.nn.functional.interpolate(image[None], size=128)[0], label
+
+
+def _peak_rss_growth_mb(fn) -> float:
+    """Peak resident memory during ``fn()`` above the memory before it (Linux: VmHWM reset via clear_refs)."""
+    import pytest
+
+    def status(key):
+        line = next(x for x in open("/proc/self/status") if x.startswith(key))
+        return int(line.split()[1]) / 1024
+
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")  # reset the peak (VmHWM) to the current RSS
+    except OSError:
+        pytest.skip("cannot reset the peak RSS here (/proc/self/clear_refs): Linux only")
+    before = status("VmRSS")
+    fn()
+    return status("VmHWM") - before
+
+
+def test_the_reports_memory_does_not_grow_with_the_validation_size(tmp_path):
+    import functools
+
+    import torch
+
+    from transferkit.report import fit_report
+
+    backbone, data = tiny_data()
+    result = train_classifier(data, backbone, "feature-extraction", config(epochs=1), log=quiet, report=False)
+    growth = {}
+    for n in (100, 1500):  # 1500 images of 192 KiB: 280 MiB if the report kept them
+        big = type(data)(**{**vars(data), "val": _Upscaled(data.val, n)})
+        with torch.no_grad():
+            run = functools.partial(fit_report, tmp_path / str(n), result.model, big, result, "x")
+            growth[n] = _peak_rss_growth_mb(run)
+    assert growth[1500] - growth[100] < 60, growth

@@ -145,9 +145,9 @@ def fit_report(
         report.section("Configuration").append(("code", config_file.read_text()))
     _add_data(report, data, model.data_config)
     _add_figures(report, out)
-    probs, images, labels = _val_predictions(model, data.val)
+    probs, labels = _val_predictions(model, data.val)
     _add_per_class(report, data.classes, labels, probs.argmax(1).numpy())
-    _add_examples(report, model, data.classes, (probs, images, labels), examples)
+    _add_examples(report, model, data, (probs, labels), examples)
     _add_timing(report, result)
     return report.write(out)
 
@@ -174,12 +174,25 @@ def _add_data(report: Report, data: Any, dc: Any) -> None:
         rows = [[c, a, b] for c, a, b in zip(data.classes, counts, val_counts)]
         items.append(("table", (["class", "train", "val"], rows)))
     grid = []
-    for k, name in enumerate(data.classes[:20]):
-        idx = next((i for i in range(len(data.val)) if int(data.val[i][1]) == k), None)
-        if idx is not None:
-            grid.append((png_bytes(_uint8(_display(data.val[idx][0], dc.mean, dc.std))), name))
+    for k, index in _first_of_each_class(data.val, len(data.classes[:20])).items():
+        grid.append((png_bytes(_uint8(_display(data.val[index][0], dc.mean, dc.std))), data.classes[k]))
     if grid:
         items.append(("images", grid))
+
+
+def _labels_of(dataset: Any) -> list[int]:
+    """Every label, read once (from ``dataset.labels`` when it has one, without decoding images)."""
+    labels = getattr(dataset, "labels", None)
+    return list(labels) if labels is not None else [int(dataset[i][1]) for i in range(len(dataset))]
+
+
+def _first_of_each_class(dataset: Any, num_classes: int) -> dict[int, int]:
+    """Class → index of its first image, for the first ``num_classes`` classes present."""
+    first: dict[int, int] = {}
+    for index, label in enumerate(_labels_of(dataset)):
+        if label < num_classes and label not in first:
+            first[label] = index
+    return dict(sorted(first.items()))
 
 
 def _add_figures(report: Report, out: Path) -> None:
@@ -191,18 +204,17 @@ def _add_figures(report: Report, out: Path) -> None:
         report.section("Confusion matrix").append(("images", [(confusion, "rows: true class, columns: predicted")]))
 
 
-def _val_predictions(model: Any, val: Any) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
-    """(class probabilities, input images, labels) of the validation set."""
+def _val_predictions(model: Any, val: Any) -> tuple[torch.Tensor, np.ndarray]:
+    """(class probabilities, labels) of the validation set; images are decoded batch by batch, not kept."""
     model.eval()
-    images, labels, probs = [], [], []
+    labels, probs = [], []
     with torch.inference_mode():
         for start in range(0, len(val), 64):
             batch = [val[i] for i in range(start, min(start + 64, len(val)))]
             x = torch.stack([b[0] for b in batch])
             probs.append(model(x.to(device_of(model))).float().softmax(1).cpu())
-            images.append(x)
             labels += [int(b[1]) for b in batch]
-    return torch.cat(probs), torch.cat(images), np.array(labels)
+    return torch.cat(probs), np.array(labels)
 
 
 def _add_per_class(report: Report, classes: list[str], y: np.ndarray, pred: np.ndarray) -> None:
@@ -213,10 +225,13 @@ def _add_per_class(report: Report, classes: list[str], y: np.ndarray, pred: np.n
     report.section("Per-class metrics").append(("table", (["class", "precision", "recall", "F1", "support"], rows)))
 
 
-def _add_examples(report: Report, model: Any, classes: list[str], predictions: tuple, examples: int) -> None:
-    """The most confident mistakes, then Grad-CAM over some mistakes and some correct predictions."""
-    probs, images, y = predictions
-    dc, pred = model.data_config, probs.argmax(1).numpy()
+def _add_examples(report: Report, model: Any, data: Any, predictions: tuple, examples: int) -> None:
+    """The most confident mistakes, then Grad-CAM over some mistakes and some correct predictions.
+
+    Only the shown images are decoded again (by index): memory stays O(examples), not O(validation set).
+    """
+    probs, y = predictions
+    dc, pred, classes = model.data_config, probs.argmax(1).numpy(), data.classes
     wrong = np.flatnonzero(pred != y)
     wrong = wrong[np.argsort(-probs[wrong, pred[wrong]].numpy())][:examples]  # most confident mistakes first
     section = report.section("Misclassified examples")
@@ -224,24 +239,25 @@ def _add_examples(report: Report, model: Any, classes: list[str], predictions: t
         shown = []
         for i in wrong:
             caption = f"true {classes[y[i]]} → {classes[pred[i]]} ({float(probs[i, pred[i]]):.2f})"
-            shown.append((png_bytes(_uint8(_display(images[i], dc.mean, dc.std))), caption))
+            shown.append((png_bytes(_uint8(_display(data.val[int(i)][0], dc.mean, dc.std))), caption))
         section.append(("images", shown))
     else:
         section.append(("text", "No validation image is misclassified."))
-    chosen = list(wrong[: examples // 2]) + [i for i in range(len(y)) if pred[i] == y[i]][: examples // 2]
+    chosen = list(wrong[: examples // 2]) + list(np.flatnonzero(pred == y)[: examples // 2])
     if chosen:
-        _add_grad_cam(report, model, images, chosen, [f"pred {classes[pred[i]]}" for i in chosen])
+        images = torch.stack([data.val[int(i)][0] for i in chosen])
+        _add_grad_cam(report, model, images, [f"pred {classes[pred[i]]}" for i in chosen])
 
 
-def _add_grad_cam(report: Report, model: Any, images: torch.Tensor, chosen: list[int], captions: list[str]) -> None:
+def _add_grad_cam(report: Report, model: Any, images: torch.Tensor, captions: list[str]) -> None:
     from transferkit.interpret import grad_cam, overlay
 
     dc = model.data_config
     try:
-        cams, _ = grad_cam(model, images[chosen].to(device_of(model)))
+        cams, _ = grad_cam(model, images.to(device_of(model)))
         shown = [
-            (png_bytes(overlay(_display(images[i], dc.mean, dc.std), cams[j])), captions[j])
-            for j, i in enumerate(chosen)
+            (png_bytes(overlay(_display(image, dc.mean, dc.std), cam)), c)
+            for image, cam, c in zip(images, cams, captions)
         ]
         report.section("Grad-CAM (predicted class)").append(("images", shown))
     except Exception as exc:  # noqa: BLE001 - a report must not fail on an unusual architecture

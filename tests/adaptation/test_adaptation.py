@@ -118,3 +118,37 @@ def test_bad_adaptation_config_is_clear():
     with pytest.raises(ConfigError, match="select"):
         AdaptConfig(select="target")
     assert {"dan", "coral", "dann", "cdan", "adda", "source-only"} <= set(adaptation_methods.names())
+
+
+def test_a_killed_adaptation_resumes_exactly_with_its_discriminator(tmp_path):
+    from transferkit.engine.callbacks import Checkpointer
+
+    from ..engine.test_trainer import _KillAt
+
+    source, source_val, target = _blobs(40, [0, 0, 0], 0), _blobs(10, [0, 0, 0], 1), _blobs(40, [0, 0, 2.0], 2)
+    cfg = AdaptConfig(method="dann", epochs=4, bottleneck=8, select="last")
+
+    def run(out, *callbacks):
+        torch.manual_seed(0)
+        backbone = _point_backbone()
+        return adapt(
+            backbone, ["a", "b"], source, source_val, target, target, cfg, log=lambda _: None, callbacks=callbacks
+        )
+
+    full = run(tmp_path / "full", Checkpointer(tmp_path / "full"))
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "cut", Checkpointer(tmp_path / "cut"), _KillAt(2))
+    resumed = run(tmp_path / "cut", Checkpointer(tmp_path / "cut", resume=True))
+    assert [r["adapt_loss"] for r in resumed.history] == [r["adapt_loss"] for r in full.history]
+    for a, b in zip(full.model.state_dict().values(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_a_diverging_adaptation_is_the_training_loops_one_error():
+    from transferkit.errors import TrainingError
+
+    source, target = _blobs(20, [0, 0, 0], 0), _blobs(20, [0, 0, 1.0], 2)
+    source.images[3] = float("nan")
+    cfg = AdaptConfig(method="coral", epochs=1, bottleneck=8, backbone_groups=1)
+    with pytest.raises(TrainingError, match=r"adapt \(coral\): the loss became nan at epoch 1, batch \d+ .*Lower --lr"):
+        adapt(_point_backbone(), ["a", "b"], source, source, target, None, cfg, log=lambda _: None)

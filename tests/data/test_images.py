@@ -77,3 +77,26 @@ def test_palette_and_cmyk_images(tmp_path):
     Image.new("CMYK", (3, 3), (0, 0, 0, 0)).save(tmp_path / "c.jpg")
     assert load_image(tmp_path / "p.png").shape == (3, 3, 3)
     assert load_image(tmp_path / "c.jpg").shape == (3, 3, 3)
+
+
+def test_an_epoch_of_items_reads_each_label_once_not_the_whole_list_per_item():
+    """100k samples: ``dataset[i]`` must not rebuild the label list (that made an epoch O(N²))."""
+    import torch
+
+    from transferkit.data import TensorImageDataset, WithTransform
+
+    class Counted(TensorImageDataset):
+        whole_list_reads = 0
+
+        @property
+        def labels(self):
+            Counted.whole_list_reads += 1
+            return super().labels
+
+    n = 100_000
+    base = Counted(torch.zeros(n, 1, 2, 2, dtype=torch.uint8), torch.arange(n) % 7)
+    view = WithTransform(base, None)
+    assert [view[i][1] for i in range(0, n, 1000)] == [i % 7 for i in range(0, n, 1000)]
+    for i in range(n):
+        view[i]
+    assert Counted.whole_list_reads == 0

@@ -42,3 +42,29 @@ def test_distilling_between_different_class_lists_is_an_error():
     b = build_model(make_tiny_backbone(), 2, ["x", "z"])
     with pytest.raises(ConfigError, match="classes"):
         distill(a, b, [], [], epochs=1)
+
+
+def test_a_killed_distillation_resumes_exactly_from_its_checkpoint(tmp_path):
+    from transferkit.engine.callbacks import Checkpointer
+
+    from .test_trainer import _KillAt
+
+    _, data = tiny_data(n_per_class=6)
+
+    def run(out, *extra):
+        torch.manual_seed(0)
+        teacher = build_model(make_tiny_backbone(), 3, ["c0", "c1", "c2"])
+        student = build_model(make_tiny_backbone(), 3, ["c0", "c1", "c2"])
+        callbacks = [Checkpointer(out, resume=bool(extra) and extra[0] == "resume")]
+        callbacks += [_KillAt(2)] if extra == ("kill",) else []
+        return distill(
+            teacher, student, data.train, data.val, epochs=4, lr=1e-2, log=lambda _: None, callbacks=callbacks
+        )
+
+    full = run(tmp_path / "full")
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "cut", "kill")
+    resumed = run(tmp_path / "cut", "resume")
+    assert [r["train_loss"] for r in resumed.history] == [r["train_loss"] for r in full.history]
+    for a, b in zip(full.student.state_dict().values(), resumed.student.state_dict().values()):
+        assert torch.equal(a, b)

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +32,7 @@ from torch.utils.data import Dataset
 
 from transferkit.adaptation.base import AdaptationMethod, adaptation_methods
 from transferkit.backbones import ModelBackbone
-from transferkit.engine.callbacks import BestWeights, ConsoleLog
+from transferkit.engine.callbacks import BestWeights, Callback, ConsoleLog
 from transferkit.engine.distributed import local_fabric
 from transferkit.engine.model import TransferModel, build_model
 from transferkit.engine.state import TrainState, best_index
@@ -58,9 +58,12 @@ class AdaptConfig:
     select: str = "source-val"
     seed: int = 0
     device: str = "auto"
+    precision: str = "32-true"
 
     def __post_init__(self) -> None:
         adaptation_methods.get(self.method)
+        if self.precision not in ("32-true", "bf16-mixed", "16-mixed"):
+            raise ConfigError(f"precision must be 32-true, bf16-mixed or 16-mixed, got {self.precision!r}.")
         if self.select not in ("source-val", "last"):
             raise ConfigError(f"select must be source-val or last, got {self.select!r}.")
         if self.epochs < 1 or self.batch_size < 2:
@@ -193,6 +196,14 @@ class AdaptationTask(TrainingTask):
     def end_epoch(self, row: dict[str, Any]) -> None:
         row["stage"] = "source" if getattr(self.method, "two_stage", False) else "adapt"
 
+    def checkpoint(self) -> dict[str, Any]:
+        """Model, the method's own modules (a discriminator) and the optimizer: all an exact resume needs."""
+        return {**super().checkpoint(), "method": self.method.state_dict()}
+
+    def resume_weights(self, payload: dict[str, Any]) -> None:
+        self.load_weights(payload["state_dict"])
+        self.method.load_state_dict(payload["method"])
+
     def weights(self) -> dict[str, Tensor]:
         return self.domains.model.state_dict()
 
@@ -288,6 +299,7 @@ def adapt(
     config: AdaptConfig | None = None,
     log: Callable[[str], None] = print,
     feature_cache: dict | None = None,
+    callbacks: Sequence[Callback] = (),
 ) -> AdaptResult:
     """Adapt from labelled ``source_train`` to unlabelled ``target_train`` with ``config.method``.
 
@@ -300,11 +312,13 @@ def adapt(
         target_eval: Labelled target images, only to report accuracy.
         feature_cache: A dict shared between calls with the same frozen backbone and datasets
             (e.g. comparing methods): the backbone features are then computed once.
+        callbacks: More callbacks of the training loop for the (first) stage, e.g.
+            ``Checkpointer(out, resume=True)`` to save every epoch and continue a killed run exactly.
     """
     config = config or AdaptConfig()
     started = time.perf_counter()
     torch.manual_seed(config.seed)
-    fabric = local_fabric(_device(config.device))
+    fabric = local_fabric(_device(config.device), config.precision)
     model = build_model(backbone, len(classes), classes, "mlp", hidden=config.bottleneck, dropout=0.0)
     model.to(fabric.device)
     frozen = config.backbone_groups == 0
@@ -315,7 +329,9 @@ def adapt(
     domains = _domains(model, frozen, backbone, datasets, config, feature_cache, fabric.device)
     task = AdaptationTask(domains, method, config)
     state = TrainState("source_val_acc" if config.select == "source-val" else None, "max")
-    Trainer(fabric, [BestWeights(), ConsoleLog()], seed=config.seed, log=log).fit(task, config.epochs, state)
+    Trainer(fabric, [BestWeights(), ConsoleLog(), *callbacks], seed=config.seed, log=log).fit(
+        task, config.epochs, state
+    )
     selected, best_val = _selected(state)
     history, source_body = state.history, model.head.body
     if getattr(method, "two_stage", False):  # ADDA: adapt a copy of the bottleneck to the target, keep the classifier

@@ -1,19 +1,25 @@
-"""Options shared by several commands, turned into API objects."""
+"""Options shared by several commands, turned into API objects.
+
+Imports of torch, timm and the API happen inside the functions, so that ``transferkit --help``
+does not pay for them.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from transferkit.api import Data, load_data
-from transferkit.backbones import ModelBackbone, create_backbone
-from transferkit.engine.config import TrainConfig
-
-TRAIN_FIELDS = set(TrainConfig.__dataclass_fields__)
+if TYPE_CHECKING:
+    from transferkit.api import Data
+    from transferkit.backbones import ModelBackbone
+    from transferkit.engine.config import TrainConfig
 
 
 def backbone_and_data(p: dict[str, Any]) -> tuple[ModelBackbone, Data]:
     import torch
+
+    from transferkit.api import load_data
+    from transferkit.backbones import create_backbone
 
     torch.manual_seed(p["seed"])  # a randomly initialised backbone (--weights none) is then reproducible
     bb = create_backbone(p["backbone"], weights=p["weights"])
@@ -33,7 +39,9 @@ def backbone_and_data(p: dict[str, Any]) -> tuple[ModelBackbone, Data]:
 
 
 def train_config(p: dict[str, Any]) -> TrainConfig:
-    values = {k: v for k, v in p.items() if k in TRAIN_FIELDS and v is not None}
+    from transferkit.engine.config import TrainConfig
+
+    values = {k: v for k, v in p.items() if k in TrainConfig.__dataclass_fields__ and v is not None}
     return TrainConfig(**values)
 
 

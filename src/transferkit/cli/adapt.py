@@ -25,6 +25,7 @@ def adapt(
     val_fraction: float = typer.Option(0.2),
     seed: int = typer.Option(0),
     out: Path = typer.Option(Path("runs/adapt"), help="Folder for the adapted model(s) and results.json."),
+    resume: bool = typer.Option(False, help="Continue killed runs from their checkpoints in OUT/<method>-checkpoints."),
 ) -> None:
     """Train on SOURCE, adapt to unlabelled TARGET; print source-only vs adapted target accuracy."""
     import json
@@ -35,6 +36,7 @@ def adapt(
     from transferkit.adaptation.measures import domain_shift
     from transferkit.api import load_data
     from transferkit.backbones import create_backbone
+    from transferkit.engine.callbacks import Checkpointer
     from transferkit.inference import dataset_features
 
     bb = create_backbone(backbone, weights=weights)
@@ -76,6 +78,9 @@ def adapt(
             config,
             log=typer.echo,
             feature_cache=feature_cache,
+            callbacks=[
+                Checkpointer(out / f"{name}-checkpoints", resume and (out / f"{name}-checkpoints/last.pt").is_file())
+            ],
         )
         result.model.save(out / f"{name}.pt")
         rows.append(_result_row(name, result))

@@ -22,12 +22,17 @@ def distill(
     image_size: Optional[int] = typer.Option(None),
     seed: int = typer.Option(0),
     out: Path = typer.Option(Path("runs/distill/student.pt")),
+    resume: bool = typer.Option(False, help="Continue a killed run from the checkpoints beside --out."),
 ) -> None:
-    """Train a smaller student on the teacher's softened outputs; save it and report accuracy."""
+    """Train a smaller student on the teacher's softened outputs; save it and report accuracy.
+
+    Every epoch is checkpointed in OUT's folder (``<name>-checkpoints/last.pt``); ``--resume`` continues there.
+    """
     import torch
 
     from transferkit.api import load_data
     from transferkit.backbones import create_backbone
+    from transferkit.engine.callbacks import Checkpointer
     from transferkit.engine.distill import distill as run_distill
     from transferkit.engine.model import build_model, load_model
 
@@ -49,6 +54,7 @@ def distill(
         alpha,
         seed,
         log=typer.echo,
+        callbacks=[Checkpointer(out.parent / f"{out.stem}-checkpoints", resume)],
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     result.student.save(out)

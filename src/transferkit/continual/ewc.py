@@ -9,6 +9,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from transferkit.continual.base import ContinualMethod, continual_methods
+from transferkit.seeding import generator as seeded_generator
 
 
 @continual_methods.register("ewc")
@@ -38,7 +39,7 @@ class EWC(ContinualMethod):
         training loss used (class-incremental runs mask the classes not seen yet)."""
         fisher = {n: torch.zeros_like(p) for n, p in model.named_parameters() if p.requires_grad}
         model.eval()
-        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + task)
+        generator = seeded_generator(self.seed, task)
         rows = torch.randperm(len(x), generator=generator)[: self.samples].tolist()
         mask = self.logit_mask
         for i in rows:

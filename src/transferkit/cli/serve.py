@@ -14,11 +14,8 @@ def serve(
     top_k: int = typer.Option(3),
     max_bytes: int = typer.Option(20 * 2**20, help="Largest accepted upload."),
     max_pixels: int = typer.Option(40_000_000, help="Decompression-bomb guard."),
-    threads: int = typer.Option(0, help="torch CPU threads (0: PyTorch's default)."),
 ) -> None:
     """Serve GET /health and POST /predict (multipart 'file' field, or a raw image/* body)."""
-    import torch
-
     from transferkit.errors import ConfigError
     from transferkit.serve import create_app
 
@@ -26,6 +23,4 @@ def serve(
         import uvicorn
     except ImportError:
         raise ConfigError("Serving needs uvicorn: pip install 'transferkit[serve]'.") from None
-    if threads:
-        torch.set_num_threads(threads)
     uvicorn.run(create_app(model, top_k, max_bytes, max_pixels), host=host, port=port, log_level="warning")

@@ -6,9 +6,11 @@
 
 Input validation: uploads larger than ``max_bytes`` → 413; content types other than images
 → 415; decompression bombs (more than ``max_pixels`` announced in the header) → 413; corrupt
-or unreadable images → 422. Decoding and the model run in Starlette's thread pool, off the
-event loop, so one request's inference does not block the others from being read, validated
-and queued (PyTorch releases the GIL inside its kernels).
+or unreadable images → 422. Decoding runs in Starlette's thread pool, off the event loop; the
+decoded images of concurrent requests are then run as one batch (dynamic micro-batching,
+:class:`MicroBatcher`: whatever is queued, up to ``max_batch`` images, waiting at most
+``max_wait_ms`` for more), also off the event loop, so the network sees batches under load and a
+single request is not delayed by more than ``max_wait_ms``.
 """
 
 # no "from __future__ import annotations": FastAPI must see the real Request annotation
@@ -24,13 +26,84 @@ DEFAULT_MAX_BYTES = 20 * 2**20
 DEFAULT_SERVE_PIXELS = 40_000_000
 
 
+class MicroBatcher:
+    """Runs ``net`` on batches of the (C, H, W) inputs awaited concurrently; returns each one's probabilities.
+
+    The first queued input starts a batch; inputs already queued, and those arriving within
+    ``max_wait_ms``, join it up to ``max_batch``; the forward pass runs in a worker thread. While it
+    runs, new inputs queue up, so the next batch is as large as the load makes it.
+    """
+
+    def __init__(self, net: torch.nn.Module, max_batch: int = 32, max_wait_ms: float = 2.0) -> None:
+        if max_batch < 1 or max_wait_ms < 0:
+            raise ConfigError(f"Need max_batch >= 1 and max_wait_ms >= 0, got {max_batch} and {max_wait_ms}.")
+        self.net, self.max_batch, self.max_wait = net, max_batch, max_wait_ms / 1000
+        self.batch_sizes: list[int] = []  # of every forward pass (GET /health reports them)
+        self._loop: Any = None
+
+    async def __call__(self, image: torch.Tensor) -> torch.Tensor:
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:  # a new event loop (tests start one per client): a new queue and worker
+            self._loop, self._queue = loop, asyncio.Queue()
+            self._worker = loop.create_task(self._run())
+        future = loop.create_future()
+        await self._queue.put((image, future))
+        return await future
+
+    async def _next_batch(self) -> list[tuple[torch.Tensor, Any]]:
+        import asyncio
+
+        batch = [await self._queue.get()]
+        deadline = self._loop.time() + self.max_wait
+        while len(batch) < self.max_batch:
+            if not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+                continue
+            remaining = deadline - self._loop.time()
+            if remaining <= 0:
+                break
+            try:
+                batch.append(await asyncio.wait_for(self._queue.get(), remaining))
+            except asyncio.TimeoutError:
+                break
+        return batch
+
+    def _forward(self, images: torch.Tensor) -> torch.Tensor:
+        with torch.inference_mode():
+            return self.net(images).float().softmax(1)
+
+    async def _run(self) -> None:
+        from starlette.concurrency import run_in_threadpool
+
+        while True:
+            batch = await self._next_batch()
+            self.batch_sizes.append(len(batch))
+            try:
+                probs = await run_in_threadpool(self._forward, torch.stack([image for image, _ in batch]))
+            except Exception as exc:  # noqa: BLE001 - every waiting request gets the error, the worker lives on
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), row in zip(batch, probs):
+                if not future.done():
+                    future.set_result(row)
+
+
 def create_app(
     model: str | Path | torch.nn.Module,
     top_k: int = 3,
     max_bytes: int = DEFAULT_MAX_BYTES,
     max_pixels: int = DEFAULT_SERVE_PIXELS,
+    max_batch: int = 32,
+    max_wait_ms: float = 2.0,
 ):
-    """The FastAPI application serving ``model`` (a :class:`TransferModel` or a saved one's path)."""
+    """The FastAPI application serving ``model`` (a :class:`TransferModel` or a saved one's path).
+
+    ``max_batch``, ``max_wait_ms``: dynamic micro-batching of concurrent requests (:class:`MicroBatcher`).
+    """
     try:
         from fastapi import FastAPI, HTTPException, Request
     except ImportError:
@@ -46,16 +119,17 @@ def create_app(
     k = min(top_k, len(net.classes))
     app = FastAPI(title="transferkit", description=f"{net.spec().get('backbone', 'ensemble')} classifier")
     app.state.model = net
+    app.state.batcher = batcher = MicroBatcher(net, max_batch, max_wait_ms)
 
     @app.get("/health")
     def health() -> dict[str, Any]:
         backbone = net.spec().get("backbone", "ensemble")
-        return {"status": "ok", "backbone": backbone, "classes": net.classes, "input_size": dc.input_size}
+        sizes = batcher.batch_sizes
+        batching = {"max_batch": max_batch, "forward_passes": len(sizes), "images": sum(sizes)}
+        return {"status": "ok", "backbone": backbone, "classes": net.classes, "input_size": dc.input_size, **batching}
 
-    def _infer(data: bytes, name: str) -> torch.Tensor:
-        image = _decode(data, name, max_pixels)
-        with torch.inference_mode():
-            return net(transform(image).unsqueeze(0)).float().softmax(1)[0]
+    def _prepare(data: bytes, name: str) -> torch.Tensor:
+        return transform(_decode(data, name, max_pixels))
 
     @app.post("/predict")
     async def predict(request: Request) -> dict[str, Any]:
@@ -66,7 +140,8 @@ def create_app(
             raise HTTPException(413, f"Image of {len(data):,} bytes exceeds the limit of {max_bytes:,} bytes.")
         if not data:
             raise HTTPException(422, "The upload is empty.")
-        probs = await run_in_threadpool(_infer, data, name)  # decoding and inference off the event loop
+        image = await run_in_threadpool(_prepare, data, name)  # decoding off the event loop
+        probs = await batcher(image)  # with the other requests waiting now, in one forward pass
         values, indices = probs.topk(k)
         return {
             "file": name,

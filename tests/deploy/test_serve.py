@@ -107,3 +107,27 @@ def test_inference_runs_off_the_event_loop():
     assert client.post("/predict", content=_png(), headers={"content-type": "image/png"}).status_code == 200
     assert client.post("/predict", files={"file": ("x.png", _png(), "image/png")}).status_code == 200
     assert on_loop == [False, False]
+
+
+def test_concurrent_requests_are_answered_from_shared_forward_passes_with_the_single_request_numbers():
+    import asyncio
+
+    import httpx
+
+    torch.manual_seed(0)
+    model = build_model(make_tiny_backbone(), 3, ["a", "b", "c"]).eval()
+    app = create_app(model, top_k=3, max_batch=16, max_wait_ms=300)
+    bodies = [_png((16 + i, 20)) for i in range(8)]
+
+    async def post_all():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            alone = (await client.post("/predict", content=bodies[0], headers={"content-type": "image/png"})).json()
+            send = [client.post("/predict", content=b, headers={"content-type": "image/png"}) for b in bodies]
+            return alone, [r.json() for r in await asyncio.gather(*send)]
+
+    alone, together = asyncio.run(post_all())
+    sizes = app.state.batcher.batch_sizes
+    assert sizes[0] == 1 and sum(sizes) == 9 and max(sizes) > 1  # the 8 concurrent ones shared passes
+    probs = lambda r: {p["class"]: p["probability"] for p in r["predictions"]}  # noqa: E731
+    assert probs(together[0]) == pytest.approx(probs(alone), abs=1e-5)

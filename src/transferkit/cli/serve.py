@@ -14,6 +14,8 @@ def serve(
     top_k: int = typer.Option(3),
     max_bytes: int = typer.Option(20 * 2**20, help="Largest accepted upload."),
     max_pixels: int = typer.Option(40_000_000, help="Decompression-bomb guard."),
+    max_batch: int = typer.Option(32, help="Concurrent requests run as one batch, up to this many images."),
+    max_wait_ms: float = typer.Option(2.0, help="How long a batch waits for more requests (ms)."),
 ) -> None:
     """Serve GET /health and POST /predict (multipart 'file' field, or a raw image/* body)."""
     from transferkit.errors import ConfigError
@@ -23,4 +25,9 @@ def serve(
         import uvicorn
     except ImportError:
         raise ConfigError("Serving needs uvicorn: pip install 'transferkit[serve]'.") from None
-    uvicorn.run(create_app(model, top_k, max_bytes, max_pixels), host=host, port=port, log_level="warning")
+    uvicorn.run(
+        create_app(model, top_k, max_bytes, max_pixels, max_batch, max_wait_ms),
+        host=host,
+        port=port,
+        log_level="warning",
+    )

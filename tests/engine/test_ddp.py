@@ -15,11 +15,13 @@ SCRIPT = textwrap.dedent("""
     from tests.engine.helpers import config, quiet, tiny_data
     from tests.conftest import make_tiny_backbone
     from transferkit.api import train_classifier
+    strategy, batchnorm = sys.argv[4], sys.argv[5] == "bn"
     torch.manual_seed(0)
-    backbone = make_tiny_backbone(batchnorm=False)
+    backbone = make_tiny_backbone(batchnorm=batchnorm)
     _, data = tiny_data(n_per_class=8)
-    cfg = config(epochs=2, batch_size=int(sys.argv[1]), scheduler="none", optimizer="sgd", lr=0.05)
-    result = train_classifier(data, backbone, "fine-tune", cfg, log=quiet)
+    cfg = config(epochs=3, batch_size=int(sys.argv[1]), scheduler="none", optimizer="sgd", lr=0.05)
+    options = {"probe_epochs": 1} if strategy == "lp-ft" else {}
+    result = train_classifier(data, backbone, strategy, cfg, strategy_options=options, log=quiet)
     import torch.distributed as dist
     if not dist.is_initialized() or dist.get_rank() == 0:
         torch.save(result.model.state_dict(), sys.argv[2])
@@ -28,13 +30,19 @@ SCRIPT = textwrap.dedent("""
 
 
 @pytest.mark.slow
-def test_ddp_two_processes_match_single_process(tmp_path):
+@pytest.mark.parametrize(
+    "strategy, batchnorm",
+    # LP-FT: two stages (a probe solved on features cached across ranks, then every layer with BatchNorm
+    # statistics frozen), so BatchNorm cannot tell one process from two
+    [("fine-tune", "no-bn"), ("lp-ft", "bn")],
+)
+def test_ddp_two_processes_match_single_process(tmp_path, strategy, batchnorm):
     root = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
     script = tmp_path / "train.py"
     script.write_text(SCRIPT)
     env = {**os.environ, "PYTHONPATH": root, "OMP_NUM_THREADS": "1"}
     single = subprocess.run(
-        [sys.executable, str(script), "8", str(tmp_path / "one.pt"), root],
+        [sys.executable, str(script), "8", str(tmp_path / "one.pt"), root, strategy, batchnorm],
         capture_output=True,
         text=True,
         env=env,
@@ -52,6 +60,8 @@ def test_ddp_two_processes_match_single_process(tmp_path):
             "4",
             str(tmp_path / "two.pt"),
             root,
+            strategy,
+            batchnorm,
         ],
         capture_output=True,
         text=True,

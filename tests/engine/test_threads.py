@@ -73,3 +73,12 @@ def test_every_compute_command_takes_threads_and_sets_them(tmp_path):
         assert result.exit_code != 0 and torch.get_num_threads() == 1  # set before the command ran (and failed)
     finally:
         torch.set_num_threads(before)
+
+
+def test_processes_started_by_torchrun_share_the_cpus(monkeypatch):
+    monkeypatch.setattr(threads, "allowed_cpus", lambda: 8)
+    monkeypatch.delenv("TRANSFERKIT_THREADS", raising=False)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    assert threads.threads_for() == 4
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "16")
+    assert threads.threads_for() == 1

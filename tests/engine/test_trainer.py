@@ -111,3 +111,30 @@ def test_any_task_resumes_exactly_from_its_checkpoint_with_the_optimizer_state(t
     state = _trainer([Checkpointer(tmp_path / "cut", resume=True)]).fit(resumed, epochs=4)
     assert [row["epoch"] for row in state.history] == [0, 1, 2, 3]
     assert torch.equal(resumed.net.weight, full.net.weight)  # momentum buffers were restored too
+
+
+def test_every_epoch_row_says_which_share_of_the_epoch_waited_for_data():
+    import time
+
+    from transferkit.api import train_classifier
+    from transferkit.data import TensorImageDataset
+
+    from .helpers import config, quiet, tiny_data
+
+    class Slow(TensorImageDataset):
+        def raw(self, index):
+            time.sleep(0.01)  # a slow disk
+            return super().raw(index)
+
+    torch.manual_seed(0)
+    backbone, data = tiny_data(n_per_class=8)
+    fast = train_classifier(data, backbone, "fine-tune", config(epochs=1), log=quiet, report=False)
+    data.train = type(data.train)(Slow(data.train.base.images, data.train.base._labels), data.train.transform)
+    slow = train_classifier(data, backbone, "fine-tune", config(epochs=1), log=quiet, report=False)
+    assert 0 <= fast.history[0]["data_wait_fraction"] < slow.history[0]["data_wait_fraction"] <= 1
+    row = slow.history[0]
+    waited = row["data_wait_fraction"] * row["epoch_seconds"]
+    assert 0.24 <= waited + 0.002 <= row["epoch_seconds"]  # at least the 24 images × 10 ms of sleep
+    data.train_eval = type(data.train_eval)(data.train.base, data.train_eval.transform)  # slow images, eval view
+    frozen = train_classifier(data, backbone, "feature-extraction", config(epochs=1), log=quiet, report=False)
+    assert frozen.extra["cache_data_wait_fraction"] > 0.5  # the extraction pass mostly waited for the slow disk

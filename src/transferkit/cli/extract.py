@@ -1,4 +1,8 @@
-"""``transferkit extract DATA --layer NAME --out features.npy``."""
+"""``transferkit extract DATA --layer NAME --out features.npy``.
+
+Under ``torchrun --nproc_per_node K -m transferkit extract ...`` each process extracts a shard of
+the images; the shards are gathered in order and rank 0 writes one output, atomically (nothing is
+written if a rank fails)."""
 
 from __future__ import annotations
 
@@ -18,33 +22,69 @@ def extract(
     batch_size: int = typer.Option(64),
 ) -> None:
     """Save one feature vector per image, with labels and paths."""
-    import csv
-
     import numpy as np
+    import torch
 
     from transferkit.backbones import create_backbone
-    from transferkit.cli._common import features_of_images, labelled_images
-    from transferkit.errors import ConfigError
+    from transferkit.cli._common import labelled_images
+    from transferkit.data import ImageFileDataset, build_transforms
+    from transferkit.engine.cache import extract_features
+    from transferkit.engine.config import TrainConfig
+    from transferkit.engine.distributed import make_fabric
 
+    torch.manual_seed(0)  # --weights none: the same random network in every run and every process
     bb = create_backbone(backbone, weights=weights).eval()
     classes, samples = labelled_images(data)
+    fabric = make_fabric(TrainConfig(precision="32-true", progress=False))  # DDP under torchrun
+    bb.to(fabric.device)
+    dc = bb.data_config
+    transform = build_transforms("none", image_size or dc.input_size, dc.mean, dc.std, train=False,
+                                 interpolation=dc.interpolation)  # fmt: skip
     # fp32: features written to disk should not depend on the CPU's bf16 support
-    features = features_of_images(bb, samples, image_size, batch_size, layer, precision="32-true")[0].numpy()
+    features = extract_features(fabric, bb, ImageFileDataset(samples, transform), batch_size, desc=None, layer=layer)
+    features = features[0].numpy()
+    if not fabric.is_global_zero:
+        return
     labels = np.array([label for _, label in samples])
     if out.suffix == ".parquet":
-        try:
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-        except ImportError:
-            raise ConfigError(
-                "Writing .parquet needs pyarrow: pip install 'transferkit[parquet]' (or pyarrow), or use .npy."
-            ) from None
-        columns = {"path": [str(p) for p, _ in samples], "label": [classes[i] for i in labels]}
-        columns.update({f"f{i}": features[:, i] for i in range(features.shape[1])})
-        pq.write_table(pa.table(columns), out)
+        _write_parquet(out, features, labels, samples, classes)
     else:
-        np.save(out, features)
-        np.save(out.with_name(out.stem + "_labels.npy"), labels)
-        with open(out.with_name(out.stem + "_paths.csv"), "w", newline="") as handle:
-            csv.writer(handle).writerows([(str(p), classes[c]) for p, c in samples])
+        _atomic(out, lambda tmp: np.save(tmp, features))
+        _atomic(out.with_name(out.stem + "_labels.npy"), lambda tmp: np.save(tmp, labels))
+        rows = [(str(p), classes[c]) for p, c in samples]
+        _atomic(out.with_name(out.stem + "_paths.csv"), lambda tmp: _write_csv(tmp, rows))
     typer.echo(f"{features.shape[0]} × {features.shape[1]} features from {layer or 'the pooled output'} → {out}")
+
+
+def _atomic(path: Path, write) -> None:
+    """``write(tmp)`` to a temporary file beside ``path``, then rename it to ``path``."""
+    import os
+
+    tmp = path.with_name(f".{path.name}.tmp{path.suffix}")
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_csv(path: Path, rows: list) -> None:
+    import csv
+
+    with path.open("w", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+
+
+def _write_parquet(out: Path, features, labels, samples, classes) -> None:
+    from transferkit.errors import ConfigError
+
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise ConfigError(
+            "Writing .parquet needs pyarrow: pip install 'transferkit[parquet]' (or pyarrow), or use .npy."
+        ) from None
+    columns = {"path": [str(p) for p, _ in samples], "label": [classes[i] for i in labels]}
+    columns.update({f"f{i}": features[:, i] for i in range(features.shape[1])})
+    _atomic(out, lambda tmp: pq.write_table(pa.table(columns), tmp))

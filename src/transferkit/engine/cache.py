@@ -31,6 +31,7 @@ def extract_features(
     split: int | None = None,
     autocast_dtype: torch.dtype | None = None,
     layer: str | None = None,
+    timing: dict[str, float] | None = None,
 ) -> tuple[Tensor, Tensor]:
     """(features (N, D) float32, labels (N,)) of ``dataset`` under ``inference_mode``: the one feature extractor.
 
@@ -54,7 +55,7 @@ def extract_features(
             return encode(images).float().contiguous()
 
     try:
-        return ordered_map(fabric, dataset, run, batch_size, num_workers, desc)
+        return ordered_map(fabric, dataset, run, batch_size, num_workers, desc, timing)
     finally:
         backbone.train(was_training)
 
@@ -158,6 +159,7 @@ class FeatureCache:
         self._val: tuple[Tensor, Tensor] | None = None
         self.seconds = 0.0
         self.images = 0
+        self.timing: dict[str, float] = {"data_seconds": 0.0}  # waiting for images, within ``seconds``
 
     def _use(self, split: int | None) -> None:
         if split != self._split:
@@ -172,6 +174,7 @@ class FeatureCache:
             desc=desc if self.progress else None,
             split=self._split,
             autocast_dtype=self.autocast_dtype,
+            timing=self.timing,
             **self.kwargs,
         )
         self.seconds += time.perf_counter() - start

@@ -236,6 +236,7 @@ class ClassificationTask(TrainingTask):
             batch_size=self.config.batch_size,
             sampler=sampler,
             num_workers=0 if isinstance(dataset, TensorDataset) else self.config.num_workers,
+            pin_memory=self.fabric.device.type == "cuda" and not isinstance(dataset, TensorDataset),
             generator=torch.Generator().manual_seed(derive_seed(self.config.seed, epoch, "loader")),
             # a last training batch of one image breaks BatchNorm in heads (MLP) and carries no statistics
             drop_last=shuffle and _lone_last_batch(len(sampler), self.config.batch_size),

@@ -45,10 +45,12 @@ def ordered_map(
     batch_size: int,
     num_workers: int = 0,
     progress: str | None = None,
+    timing: dict[str, float] | None = None,
 ) -> tuple[Tensor, Tensor]:
     """``fn`` over every image of ``dataset``, each process a shard.
 
-    Returns (outputs, labels) on CPU, in dataset order, on every process.
+    Returns (outputs, labels) on CPU, in dataset order, on every process. ``timing`` (a dict) gets
+    ``data_seconds`` added: the time spent waiting for batches (loading, decoding, resizing).
     """
     sampler = EpochSampler(len(dataset), shuffle=False, rank=fabric.global_rank, world_size=fabric.world_size)
     loader = fabric.setup_dataloaders(
@@ -61,9 +63,14 @@ def ordered_map(
         from tqdm.auto import tqdm
 
         batches = tqdm(loader, desc=progress, leave=False, unit="batch")
-    for images, targets in batches:
+    from transferkit.engine.trainer import TimedIterator
+
+    timed = TimedIterator(batches)
+    for images, targets in timed:
         outputs.append(fn(images).float().cpu())
         labels.append(targets.cpu())
+    if timing is not None:
+        timing["data_seconds"] = timing.get("data_seconds", 0.0) + timed.waited
     out, lab = torch.cat(outputs), torch.cat(labels)
     if fabric.world_size > 1:  # rank r holds positions r, r+w, …: interleave back
         out = fabric.all_gather(out.to(fabric.device)).cpu()

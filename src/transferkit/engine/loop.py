@@ -117,7 +117,9 @@ def fit(
     if fabric.is_global_zero and out_path is not None:
         run_dir.plot_confusion(out_path, metrics.confusion, model.classes)
     ips = state.train_images / state.train_seconds if state.train_seconds else 0.0
-    extra = {"cache_seconds": task.cache.seconds, "cache_images": task.cache.images}
+    cache = task.cache
+    wait = cache.timing["data_seconds"] / cache.seconds if cache.seconds else 0.0
+    extra = {"cache_seconds": cache.seconds, "cache_images": cache.images, "cache_data_wait_fraction": round(wait, 3)}
     return FitResult(
         model, state.history, state.best_epoch, metrics, out_path, state.train_seconds, ips, state.stopped_early, extra
     )

@@ -34,9 +34,9 @@ def write_config(path: Path, config: dict[str, Any]) -> None:
 def write_metrics_csv(path: Path, history: Sequence[dict[str, Any]]) -> None:
     if not history:
         return
-    fields = list(history[0])
+    fields = list(dict.fromkeys(key for row in history for key in row))  # rows may differ (a solved stage)
     with open(path / "metrics.csv", "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer = csv.DictWriter(handle, fieldnames=fields, restval="")
         writer.writeheader()
         writer.writerows(history)
 

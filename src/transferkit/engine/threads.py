@@ -67,17 +67,25 @@ def busy_cpus(interval: float = 0.1) -> float:
     return max(0.0, busy_fraction) * (os.cpu_count() or 1)
 
 
+def _share() -> int:
+    """This process's share of the allowed CPUs: all of them, or 1/K under ``torchrun --nproc_per_node K``."""
+    local = os.environ.get("LOCAL_WORLD_SIZE", "1")
+    return max(1, allowed_cpus() // max(1, int(local) if local.isdigit() else 1))
+
+
 def threads_for(requested: int | str | None = None) -> int:
     """Threads for ``requested`` (else ``TRANSFERKIT_THREADS``): a number; ``"auto"``: the allowed CPUs
-    minus the busy ones (at least 1); ``None``: the allowed CPUs."""
+    minus the busy ones (at least 1); ``None``: the allowed CPUs. Under ``torchrun`` the processes on
+    one machine share them."""
     from transferkit.errors import ConfigError
 
     if requested is None:
         requested = os.environ.get("TRANSFERKIT_THREADS") or None
     if requested is None:
-        return allowed_cpus()
+        return _share()
     if str(requested).strip().lower() == "auto":
-        return max(1, allowed_cpus() - round(busy_cpus()))
+        local = os.environ.get("LOCAL_WORLD_SIZE", "1")
+        return max(1, (allowed_cpus() - round(busy_cpus())) // max(1, int(local) if local.isdigit() else 1))
     if not str(requested).strip().isdigit() or int(requested) < 1:
         raise ConfigError(f"--threads must be a positive number or auto, got {requested!r}.")
     return int(requested)

@@ -51,6 +51,7 @@ class EpochStats:
     accuracy: float | None
     seen: int
     next_epoch: int | None = None  # where to continue when this epoch finished its stage (a solved head)
+    data_seconds: float | None = None  # time spent waiting for the next batch (loading, decoding, augmenting)
 
     def row(self) -> dict[str, float]:
         row = {"train_loss": round(self.loss, 6)}
@@ -226,6 +227,8 @@ class Trainer:
         state.train_images += stats.seen
         row = {"epoch": state.epoch, "stage": state.stage, **stats.row(), **task.validate(state.epoch)}
         row.update(epoch_seconds=round(seconds, 3), images_per_second=round(stats.seen / max(seconds, 1e-9), 1))
+        if stats.data_seconds is not None:  # the share of the epoch the model waited for data
+            row["data_wait_fraction"] = round(stats.data_seconds / max(seconds, 1e-9), 3)
         task.end_epoch(row)
         state.history.append(row)
         self.call("on_epoch_end", state, row, stats)
@@ -241,7 +244,8 @@ class Trainer:
             batches = tqdm(batches, desc=f"epoch {epoch + 1}/{self.epochs}", leave=False, unit="batch")
         sums = torch.zeros(4, dtype=torch.float64)  # loss × count, correct, count, counted for accuracy
         task.optimizer.zero_grad(set_to_none=True)
-        for step, batch in enumerate(batches):
+        timed = TimedIterator(batches)
+        for step, batch in enumerate(timed):
             accumulating = (step + 1) % self.grad_accum != 0 and step + 1 != total
             with self._no_sync(task.module, accumulating):
                 with self.fabric.autocast():
@@ -251,7 +255,9 @@ class Trainer:
             if not accumulating:
                 self._optimizer_step(task)
             sums += torch.tensor(_batch_sums(out), dtype=torch.float64)
-        return self._epoch_stats(sums)
+        stats = self._epoch_stats(sums)
+        stats.data_seconds = timed.waited
+        return stats
 
     def _no_sync(self, module: nn.Module, accumulating: bool) -> Any:
         if isinstance(module, _FabricModule):
@@ -281,6 +287,23 @@ class Trainer:
             sums = self.fabric.all_reduce(sums.to(self.fabric.device), reduce_op="sum").cpu()
         loss, correct, count, counted = (float(v) for v in sums)
         return EpochStats(loss / max(count, 1), correct / counted if counted else None, int(count))
+
+
+class TimedIterator:
+    """Iterates ``batches`` and adds up the seconds spent waiting for each next batch."""
+
+    def __init__(self, batches: Iterable[Any]) -> None:
+        self.iterator, self.waited = iter(batches), 0.0
+
+    def __iter__(self) -> TimedIterator:
+        return self
+
+    def __next__(self) -> Any:
+        started = time.perf_counter()
+        try:
+            return next(self.iterator)
+        finally:
+            self.waited += time.perf_counter() - started
 
 
 def _batch_sums(out: StepOutput) -> list[float]:

@@ -6,8 +6,9 @@ exist without importing torch or timm.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from transferkit._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from transferkit.backbones.base import Backbone, DataConfig, LayerGroup, ModelBackbone, count_parameters
@@ -34,13 +35,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _LAZY:
-        raise AttributeError(f"module 'transferkit.backbones' has no attribute {name!r}")
-    value = getattr(importlib.import_module(_LAZY[name]), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY, globals())

@@ -193,8 +193,11 @@ class Trainer:
         return self.fabric.setup_module(module), self.fabric.setup_optimizers(optimizer)
 
     def call(self, hook: str, state: TrainState, *args: Any) -> None:
+        """Run ``hook`` of every callback that has it, in order."""
         for callback in self.callbacks:
-            getattr(callback, hook)(self, state, *args)
+            method = getattr(callback, hook, None)
+            if method is not None:
+                method(self, state, *args)
 
     def fit(self, task: TrainingTask, epochs: int, state: TrainState | None = None) -> TrainState:
         """Train ``task`` until ``epochs`` epochs are done or a callback stops the run."""

@@ -364,3 +364,14 @@ def test_help_and_info_start_without_importing_torch_or_timm():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_export_quantize_int8_measures_accuracy_and_speed_on_the_given_images(fitted, image_folder, tmp_path):
+    pytest.importorskip("onnxruntime")
+    out = tmp_path / "model.onnx"
+    args = ["export", str(fitted / "best.pt"), str(out), "--quantize", "int8", "--data", str(image_folder)]
+    result = runner.invoke(app, [*args, "--max-accuracy-drop", "0.5"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "model.int8.onnx").is_file() and "int8 →" in result.output and "images/s" in result.output
+    missing = runner.invoke(app, ["export", str(fitted / "best.pt"), str(out), "--quantize", "int8"])
+    assert missing.exit_code != 0 and "--data" in str(missing.exception or missing.output)

@@ -45,7 +45,8 @@ class MicroBatcher:
         import asyncio
 
         loop = asyncio.get_running_loop()
-        if self._loop is not loop:  # a new event loop (tests start one per client): a new queue and worker
+        # a new event loop (tests start one per client) or a worker that ended: a new queue and worker
+        if self._loop is not loop or self._worker.done():
             self._loop, self._queue = loop, asyncio.Queue()
             self._worker = loop.create_task(self._run())
         future = loop.create_future()

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from transferkit.data.images import IMAGE_SUFFIXES, load_image
-from transferkit.data.transforms import build_transforms
+from transferkit.data.transforms import eval_transform
 from transferkit.engine.cache import dataset_features, features_at
 from transferkit.engine.model import TransferModel, device_of
 from transferkit.errors import BadImageError, DataError
@@ -44,8 +44,7 @@ class Prediction:
 
 def predict(model: TransferModel, files: Sequence[Path], top_k: int = 3, batch_size: int = 32) -> list[Prediction]:
     """Top-k classes and probabilities per file; unreadable files get an ``error`` instead of failing the batch."""
-    dc = model.data_config
-    transform = build_transforms("none", dc.input_size, dc.mean, dc.std, train=False, interpolation=dc.interpolation)
+    transform = eval_transform(model.data_config)
     model.eval()
     k = min(top_k, len(model.classes))
     device = device_of(model)

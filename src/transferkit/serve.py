@@ -110,13 +110,13 @@ def create_app(
     except ImportError:
         raise ConfigError("Serving needs FastAPI and uvicorn: pip install 'transferkit[serve]'.") from None
 
-    from transferkit.data.transforms import build_transforms
+    from transferkit.data.transforms import eval_transform
     from transferkit.engine.model import load_model
 
     net = load_model(model) if isinstance(model, (str, Path)) else model
     net.eval()
     dc = net.data_config
-    transform = build_transforms("none", dc.input_size, dc.mean, dc.std, train=False, interpolation=dc.interpolation)
+    transform = eval_transform(dc)
     k = min(top_k, len(net.classes))
     app = FastAPI(title="transferkit", description=f"{net.spec().get('backbone', 'ensemble')} classifier")
     app.state.model = net

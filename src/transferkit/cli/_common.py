@@ -81,10 +81,8 @@ def features_of_images(
     precision: str = "auto",
 ):
     """(features, labels) of image files through ``backbone`` with its evaluation transform."""
-    from transferkit.data import ImageFileDataset, build_transforms
+    from transferkit.data import ImageFileDataset, eval_transform
     from transferkit.inference import dataset_features
 
-    dc = backbone.data_config
-    size = image_size or dc.input_size
-    transform = build_transforms("none", size, dc.mean, dc.std, train=False, interpolation=dc.interpolation)
+    transform = eval_transform(backbone.data_config, image_size)
     return dataset_features(backbone, ImageFileDataset(samples, transform), batch_size, layer, precision=precision)

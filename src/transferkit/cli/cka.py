@@ -21,7 +21,7 @@ def cka(
 
     from transferkit.backbones import create_backbone
     from transferkit.cli._common import features_of_images, labelled_images
-    from transferkit.data import ImageFileDataset, build_transforms
+    from transferkit.data import ImageFileDataset, eval_transform
     from transferkit.engine.model import load_model
     from transferkit.interpret import cka_by_layer, group_output_layers, plot_embedding
 
@@ -30,7 +30,7 @@ def cka(
     classes, samples = labelled_images(data)
     samples = samples[:max_images]
     dc = tuned.data_config
-    transform = build_transforms("none", dc.input_size, dc.mean, dc.std, train=False, interpolation=dc.interpolation)
+    transform = eval_transform(dc)
     dataset = ImageFileDataset(samples, transform)
     images = torch.stack([dataset[i][0] for i in range(len(dataset))])
     layers = group_output_layers(pretrained)

@@ -20,7 +20,7 @@ def evaluate(
     import json
 
     from transferkit.api import evaluate as run
-    from transferkit.data import ImageFileDataset, build_transforms, verify_images
+    from transferkit.data import ImageFileDataset, eval_transform, verify_images
     from transferkit.data.folders import scan_class_folders
     from transferkit.engine.config import TrainConfig
     from transferkit.engine.model import load_model
@@ -28,8 +28,7 @@ def evaluate(
     net = load_model(model)
     folder = data / split if (data / split).is_dir() else data
     _, samples = scan_class_folders(folder, net.classes)
-    dc = net.data_config
-    transform = build_transforms("none", dc.input_size, dc.mean, dc.std, train=False, interpolation=dc.interpolation)
+    transform = eval_transform(net.data_config)
     dataset = ImageFileDataset(verify_images(samples), transform)
     metrics = run(net, dataset, TrainConfig(batch_size=batch_size, progress=False), tta=tta)
     typer.echo(

@@ -19,7 +19,7 @@ def explain(
     from PIL import Image
 
     from transferkit.data.images import load_image
-    from transferkit.data.transforms import build_transforms
+    from transferkit.data.transforms import build_transforms, eval_transform
     from transferkit.engine.model import load_model
     from transferkit.errors import BadImageError, ConfigError
     from transferkit.inference import list_images
@@ -27,7 +27,7 @@ def explain(
 
     net = load_model(model)
     dc = net.data_config
-    transform = build_transforms("none", dc.input_size, dc.mean, dc.std, train=False, interpolation=dc.interpolation)
+    transform = eval_transform(dc)
     display = build_transforms(
         "none", dc.input_size, (0.0,) * 3, (1.0,) * 3, train=False, interpolation=dc.interpolation
     )

@@ -44,15 +44,14 @@ def _labelled_arrays(net, data: Path):
     import torch
 
     from transferkit.cli._common import labelled_images
-    from transferkit.data import ImageFileDataset, build_transforms
+    from transferkit.data import ImageFileDataset, eval_transform
     from transferkit.errors import ConfigError
 
     classes, samples = labelled_images(data)
     unknown = sorted(set(classes) - set(net.classes))
     if unknown:
         raise ConfigError(f"{data} has classes the model does not know: {unknown}; the model's: {net.classes}.")
-    dc = net.data_config
-    transform = build_transforms("none", dc.input_size, dc.mean, dc.std, train=False, interpolation=dc.interpolation)
+    transform = eval_transform(net.data_config)
     dataset = ImageFileDataset(samples, transform)
     images = torch.stack([dataset[i][0] for i in range(len(dataset))]).numpy()
     labels = np.array([net.classes.index(classes[label]) for _, label in samples])

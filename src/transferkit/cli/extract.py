@@ -27,7 +27,7 @@ def extract(
 
     from transferkit.backbones import create_backbone
     from transferkit.cli._common import labelled_images
-    from transferkit.data import ImageFileDataset, build_transforms
+    from transferkit.data import ImageFileDataset, eval_transform
     from transferkit.engine.cache import extract_features
     from transferkit.engine.config import TrainConfig
     from transferkit.engine.distributed import make_fabric
@@ -37,9 +37,7 @@ def extract(
     classes, samples = labelled_images(data)
     fabric = make_fabric(TrainConfig(precision="32-true", progress=False))  # DDP under torchrun
     bb.to(fabric.device)
-    dc = bb.data_config
-    transform = build_transforms("none", image_size or dc.input_size, dc.mean, dc.std, train=False,
-                                 interpolation=dc.interpolation)  # fmt: skip
+    transform = eval_transform(bb.data_config, image_size)
     # fp32: features written to disk should not depend on the CPU's bf16 support
     features = extract_features(fabric, bb, ImageFileDataset(samples, transform), batch_size, desc=None, layer=layer)
     features = features[0].numpy()

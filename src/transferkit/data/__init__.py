@@ -5,7 +5,7 @@ from transferkit.data.folders import Splits, find_splits
 from transferkit.data.images import load_image
 from transferkit.data.sampler import EpochSampler
 from transferkit.data.stats import compute_mean_std
-from transferkit.data.transforms import PRESETS, build_transforms
+from transferkit.data.transforms import PRESETS, build_transforms, eval_transform
 
 __all__ = [
     "EpochSampler",
@@ -15,6 +15,7 @@ __all__ = [
     "TensorImageDataset",
     "WithTransform",
     "build_transforms",
+    "eval_transform",
     "compute_mean_std",
     "find_splits",
     "load_image",

@@ -13,7 +13,7 @@ Presets:
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import torch
 import torchvision.transforms.v2 as T
@@ -85,6 +85,13 @@ def build_transforms(
 
 
 TTA_MODES = ("none", "flip", "dihedral")
+
+
+def eval_transform(data_config: Any, size: int | None = None) -> T.Compose:
+    """The evaluation transform a backbone's data config asks for (resize to ``size`` or its input size,
+    its normalisation and resize filter): what prediction, export checks, serving and feature extraction use."""
+    dc = data_config
+    return build_transforms("none", size or dc.input_size, dc.mean, dc.std, train=False, interpolation=dc.interpolation)
 
 
 def tta_views(images: Tensor, mode: str) -> list[Tensor]:

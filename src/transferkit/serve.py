@@ -15,6 +15,7 @@ single request is not delayed by more than ``max_wait_ms``.
 
 # no "from __future__ import annotations": FastAPI must see the real Request annotation
 
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,8 @@ class MicroBatcher:
         if max_batch < 1 or max_wait_ms < 0:
             raise ConfigError(f"Need max_batch >= 1 and max_wait_ms >= 0, got {max_batch} and {max_wait_ms}.")
         self.net, self.max_batch, self.max_wait = net, max_batch, max_wait_ms / 1000
-        self.batch_sizes: list[int] = []  # of every forward pass (GET /health reports them)
+        self.forward_passes = self.images = 0  # totals, reported by GET /health
+        self.batch_sizes: deque[int] = deque(maxlen=1000)  # the most recent passes' sizes (bounded)
         self._loop: Any = None
 
     async def __call__(self, image: torch.Tensor) -> torch.Tensor:
@@ -81,6 +83,7 @@ class MicroBatcher:
         while True:
             batch = await self._next_batch()
             self.batch_sizes.append(len(batch))
+            self.forward_passes, self.images = self.forward_passes + 1, self.images + len(batch)
             try:
                 probs = await run_in_threadpool(self._forward, torch.stack([image for image, _ in batch]))
             except Exception as exc:  # noqa: BLE001 - every waiting request gets the error, the worker lives on
@@ -125,8 +128,7 @@ def create_app(
     @app.get("/health")
     def health() -> dict[str, Any]:
         backbone = net.spec().get("backbone", "ensemble")
-        sizes = batcher.batch_sizes
-        batching = {"max_batch": max_batch, "forward_passes": len(sizes), "images": sum(sizes)}
+        batching = {"max_batch": max_batch, "forward_passes": batcher.forward_passes, "images": batcher.images}
         return {"status": "ok", "backbone": backbone, "classes": net.classes, "input_size": dc.input_size, **batching}
 
     def _prepare(data: bytes, name: str) -> torch.Tensor:

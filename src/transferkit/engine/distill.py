@@ -69,7 +69,8 @@ class DistillationTask(TrainingTask):
     def setup(self, trainer: Trainer) -> None:
         optimizer = torch.optim.AdamW(self.student.parameters(), lr=self.lr, weight_decay=1e-4)
         self.module, self.optimizer = trainer.setup(self.student, optimizer)
-        self.teacher.eval().requires_grad_(False).to(device_of(self.student))
+        self.device = trainer.fabric.device
+        self.teacher.eval().requires_grad_(False).to(self.device)
 
     def batches(self, epoch: int) -> DataLoader:
         self.student.train()
@@ -77,15 +78,14 @@ class DistillationTask(TrainingTask):
         return DataLoader(self.train, batch_size=self.batch_size, shuffle=True, generator=rng)
 
     def training_step(self, batch: tuple[Tensor, Tensor]) -> StepOutput:
-        device = device_of(self.student)
-        x, y = batch[0].to(device), torch.as_tensor(batch[1]).to(device)
+        x, y = batch[0].to(self.device), torch.as_tensor(batch[1]).to(self.device)
         with torch.no_grad():
             teacher_logits = self.teacher(x)
         logits = self.module(x)
         return StepOutput(kd_loss(logits, teacher_logits, y, self.temperature, self.alpha), len(y), logits, y)
 
     def validate(self, epoch: int) -> dict[str, Any]:
-        accuracy, agreement = _evaluate(self.student, self.teacher, self.val, self.batch_size, device_of(self.student))
+        accuracy, agreement = _evaluate(self.student, self.teacher, self.val, self.batch_size, self.device)
         return {"val_acc": accuracy, "agreement": agreement}
 
     def weights(self) -> dict[str, Tensor]:
@@ -138,5 +138,5 @@ def distill(
     state = TrainState("val_acc" if select == "val_acc" else None, "max")
     trainer = Trainer(fabric, [BestWeights(), ConsoleLog(), *callbacks], seed=seed, log=log, precision=precision)
     trainer.fit(task, epochs, state)
-    accuracy, agreement = _evaluate(student, teacher, val, batch_size, device_of(student))
+    accuracy, agreement = _evaluate(student, teacher, val, batch_size, device)
     return DistillResult(student.eval(), state.history, accuracy, agreement, time.perf_counter() - started)

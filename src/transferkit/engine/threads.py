@@ -67,10 +67,10 @@ def busy_cpus(interval: float = 0.1) -> float:
     return max(0.0, busy_fraction) * (os.cpu_count() or 1)
 
 
-def _share() -> int:
-    """This process's share of the allowed CPUs: all of them, or 1/K under ``torchrun --nproc_per_node K``."""
+def _share(cpus: float) -> int:
+    """This process's share of ``cpus``: all of them, or 1/K under ``torchrun --nproc_per_node K`` (at least 1)."""
     local = os.environ.get("LOCAL_WORLD_SIZE", "1")
-    return max(1, allowed_cpus() // max(1, int(local) if local.isdigit() else 1))
+    return max(1, int(cpus) // max(1, int(local) if local.isdigit() else 1))
 
 
 def threads_for(requested: int | str | None = None) -> int:
@@ -82,10 +82,9 @@ def threads_for(requested: int | str | None = None) -> int:
     if requested is None:
         requested = os.environ.get("TRANSFERKIT_THREADS") or None
     if requested is None:
-        return _share()
+        return _share(allowed_cpus())
     if str(requested).strip().lower() == "auto":
-        local = os.environ.get("LOCAL_WORLD_SIZE", "1")
-        return max(1, (allowed_cpus() - round(busy_cpus())) // max(1, int(local) if local.isdigit() else 1))
+        return _share(allowed_cpus() - round(busy_cpus()))
     if not str(requested).strip().isdigit() or int(requested) < 1:
         raise ConfigError(f"--threads must be a positive number or auto, got {requested!r}.")
     return int(requested)

@@ -21,12 +21,15 @@ class FineTuneBaseline(FewShotMethod):
     def __init__(self, in_features: int, steps: int = 100, lr: float = 0.1, scale: float = 10.0) -> None:
         super().__init__(in_features)
         self.steps, self.lr, self.scale = steps, lr, scale
+        self._trainer: Trainer | None = None  # one for every episode: a Fabric per episode is wasted set-up
 
     def predict(self, support: Tensor, support_labels: Tensor, query: Tensor, way: int) -> Tensor:
         head = nn.Linear(self.in_features, way)
         task = _SupportFit(head, normalize(support) * self.scale, support_labels, self.steps, self.lr)
+        if self._trainer is None:
+            self._trainer = Trainer(local_fabric("cpu"), seed=None, log=lambda _m: None)
         with torch.enable_grad():
-            Trainer(local_fabric("cpu"), seed=None, log=lambda _m: None).fit(task, epochs=1)
+            self._trainer.fit(task, epochs=1)
         with torch.no_grad():
             return head(normalize(query) * self.scale)
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import csv
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,6 +71,17 @@ def predict(model: TransferModel, files: Sequence[Path], top_k: int = 3, batch_s
 
 
 def write_predictions_csv(predictions: Sequence[Prediction], path: str | Path, top_k: int) -> None:
+    """One row per prediction, written to a temporary file and renamed: ``path`` is never half-written."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        _write_rows(predictions, tmp, top_k)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_rows(predictions: Sequence[Prediction], path: Path, top_k: int) -> None:
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         header = ["path", "prediction", "probability"]

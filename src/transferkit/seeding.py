@@ -32,3 +32,8 @@ def seed_everything(seed: int, index: int = 0, stream: str = "epoch") -> None:
 def generator(seed: int, index: int = 0, stream: str = "epoch") -> torch.Generator:
     """A fresh ``torch.Generator`` seeded with :func:`derive_seed`."""
     return torch.Generator().manual_seed(derive_seed(seed, index, stream))
+
+
+def item_seed(seed: int, epoch: int, index: int) -> int:
+    """Seed of item ``index`` in epoch ``epoch``: independent of which process or worker loads it."""
+    return int(np.random.SeedSequence([seed, epoch, index]).generate_state(1)[0])

@@ -51,3 +51,23 @@ def test_probe_loads_into_a_linear_head_and_refuses_an_mlp():
     assert torch.allclose(head(xt), probe.logits(xt), atol=1e-5)
     with pytest.raises(ConfigError, match="linear head"):
         load_into_head(probe, create_head("mlp", 6, 3))
+
+
+def test_past_max_rows_C_is_cross_validated_on_a_stratified_subsample(monkeypatch):
+    from transferkit.heads import probe as module
+
+    seen = []
+    original = module.fit_logistic
+
+    def spy(x, y, *args, **kwargs):
+        seen.append(np.bincount(y.numpy(), minlength=3))
+        return original(x, y, *args, **kwargs)
+
+    monkeypatch.setattr(module, "fit_logistic", spy)
+    x, y = _problem(n=300)
+    y[:150] = 0  # classes 0, 1, 2 hold 150 + 75 + 75 rows: half, a quarter, a quarter
+    y[150:225], y[225:] = 1, 2
+    module.cross_validate(torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y), 3, (0.1,), folds=3,
+                          max_rows=60)  # fmt: skip
+    # 60 rows kept (30 + 15 + 15); each of the 3 folds trains on two thirds of them
+    assert [counts.tolist() for counts in seen] == [[20, 10, 10]] * 3

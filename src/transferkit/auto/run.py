@@ -45,7 +45,7 @@ from transferkit.engine.metrics import Metrics, classification_metrics
 from transferkit.errors import ConfigError, DataError
 
 INHERITED = ("seed", "precision", "num_workers", "accelerator", "devices", "num_nodes", "top_k", "channels_last")
-INHERITED += ("cache_max_gb", "progress")
+INHERITED += ("cache_max_gb", "cache_dir", "progress")
 
 
 @dataclass

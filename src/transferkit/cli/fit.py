@@ -60,7 +60,12 @@ def fit(
     balance: str = typer.Option("none", help="Class imbalance: none, sampler, loss."),
     cache: str = typer.Option("auto", help="auto: cache the outputs of frozen layers; off: recompute every epoch."),
     cache_views: int = typer.Option(1, help="Augmented views cached per image (1: un-augmented)."),
-    cache_max_gb: float = typer.Option(4.0, help="Largest in-memory cache of frozen outputs."),
+    cache_max_gb: float = typer.Option(
+        4.0, help="Largest in-memory cache of frozen outputs (past it: memory-mapped from --cache-dir, or none)."
+    ),
+    cache_dir: Optional[Path] = typer.Option(
+        None, help="Keep cached frozen outputs on disk and reuse them across runs (keyed by a content hash)."
+    ),
     train_bn: bool = typer.Option(False, help="Let frozen BatchNorm layers update their statistics."),
     head_solver: str = typer.Option(
         "lbfgs", help="Head-only stages on cached features: lbfgs (solved to convergence) or sgd (epochs)."

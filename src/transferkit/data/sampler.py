@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 
 import torch
-from torch.utils.data import Sampler
+from torch.utils.data import Dataset, Sampler
 
 from transferkit.seeding import generator as generator_for
+from transferkit.seeding import item_seed
 
 
 class EpochSampler(Sampler[int]):
@@ -25,9 +26,11 @@ class EpochSampler(Sampler[int]):
         shuffle: Random order (training) or identity order (evaluation).
         weights: Per-sample weights: draw ``num_samples`` indices with replacement (class balancing).
         rank, world_size: This process's shard.
-        epoch: Which epoch's order, fixed at construction. There is deliberately no ``set_epoch``:
-            Lightning Fabric's loader calls ``sampler.set_epoch(<times this loader was iterated>)``,
-            which for a loader built per epoch is always 0 and gave every epoch epoch 0's order.
+        epoch: Which epoch's order. There is deliberately no ``set_epoch``: Lightning Fabric's loader
+            calls ``sampler.set_epoch(<times this loader was iterated>)``, which for a loader built per
+            epoch is always 0 and gave every epoch epoch 0's order. A loader kept across epochs
+            (persistent workers) assigns ``epoch`` itself before each one.
+        keyed: Yield ``(epoch, index)`` pairs for :class:`EpochItems` instead of bare indices.
     """
 
     def __init__(
@@ -39,7 +42,9 @@ class EpochSampler(Sampler[int]):
         rank: int = 0,
         world_size: int = 1,
         epoch: int = 0,
+        keyed: bool = False,
     ) -> None:
+        self.keyed = keyed
         self.num_samples = num_samples
         self.seed = seed
         self.shuffle = shuffle
@@ -60,7 +65,30 @@ class EpochSampler(Sampler[int]):
         order = self._order()
         if self.world_size > 1:  # pad so every rank gets the same number of steps
             order += order[: (-len(order)) % self.world_size]
-        return iter(order[self.rank :: self.world_size])
+        mine = order[self.rank :: self.world_size]
+        return iter([(self.epoch, i) for i in mine] if self.keyed else mine)
 
     def __len__(self) -> int:
         return -(-self.num_samples // self.world_size)
+
+
+class EpochItems(Dataset):
+    """``dataset`` addressed by ``(epoch, index)`` (see ``EpochSampler(keyed=True)``); each item is drawn
+    after seeding torch with :func:`transferkit.seeding.item_seed`.
+
+    An item's augmentation then depends on ``(seed, epoch, index)`` only, not on which loader worker
+    drew it or how many items that worker drew before: loader workers can persist across epochs,
+    any number of them gives the same batches, and a resumed run continues exactly.
+    """
+
+    def __init__(self, dataset: Dataset, seed: int) -> None:
+        self.dataset = dataset
+        self.seed = seed
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, key: tuple[int, int]):
+        epoch, index = key
+        torch.manual_seed(item_seed(self.seed, epoch, index))
+        return self.dataset[index]

@@ -19,10 +19,11 @@ from lightning_fabric import Fabric
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from transferkit.data.sampler import EpochSampler
+from transferkit.data.sampler import EpochItems, EpochSampler
 from transferkit.engine.cache import FeatureCache
 from transferkit.engine.config import TrainConfig, frozen_autocast_dtype
 from transferkit.engine.distributed import dataset_logits
+from transferkit.engine.feature_store import FeatureStore
 from transferkit.engine.metrics import Metrics, classification_metrics
 from transferkit.engine.model import TransferModel
 from transferkit.engine.optim import PER_STEP, build_optimizer, build_scheduler, param_groups
@@ -91,8 +92,10 @@ class ClassificationTask(TrainingTask):
             config.channels_last,
             config.progress,
             frozen_autocast_dtype(config.precision, fabric.device),
+            FeatureStore(config.cache_dir) if config.cache_dir else None,
         )
         self.sample_weights, self.criterion = self._balance()
+        self._loaders: dict[tuple[int, bool], tuple[EpochSampler, DataLoader]] = {}
         self.mixer = _mixer(config, self.num_classes)
         self.module: Any = None
         self.scheduler: Any = None
@@ -166,11 +169,17 @@ class ClassificationTask(TrainingTask):
         if why_not:
             return None, why_not
         gigabytes = self.cache.bytes_needed(None if frozen == num_groups else frozen) / 2**30
-        if gigabytes > self.config.cache_max_gb:
-            return None, f"no cache: it would take {gigabytes:.1f} GB > cache_max_gb={self.config.cache_max_gb}"
+        too_big = gigabytes > self.config.cache_max_gb
+        if too_big and self.cache.store is None:
+            return None, (
+                f"no cache: it would take {gigabytes:.1f} GB > cache_max_gb={self.config.cache_max_gb} "
+                "(cache_dir keeps it on disk instead)"
+            )
+        self.cache.memory_mapped = too_big
+        where = f", memory-mapped from {self.config.cache_dir}" if too_big else ""
         if frozen == num_groups:
-            return frozen, "head on cached features"
-        return frozen, f"top on cached outputs of the {frozen} frozen groups ({gigabytes:.2f} GB)"
+            return frozen, f"head on cached features{where}"
+        return frozen, f"top on cached outputs of the {frozen} frozen groups ({gigabytes:.2f} GB{where})"
 
     def _cache_blocker(self, frozen: int) -> str:
         """Why the outputs of the first ``frozen`` groups change during training ('' if they do not)."""
@@ -222,6 +231,8 @@ class ClassificationTask(TrainingTask):
                 self.cached(self.level, epoch)
 
     def loader(self, dataset: Dataset, epoch: int, shuffle: bool = True) -> DataLoader:
+        if self.config.num_workers > 0 and not isinstance(dataset, TensorDataset):
+            return self._persistent_loader(dataset, epoch, shuffle)
         sampler = EpochSampler(
             len(dataset),
             seed=self.config.seed,
@@ -242,6 +253,32 @@ class ClassificationTask(TrainingTask):
             drop_last=shuffle and _lone_last_batch(len(sampler), self.config.batch_size),
         )
         return self.fabric.setup_dataloaders(loader, use_distributed_sampler=False)
+
+    def _persistent_loader(self, dataset: Dataset, epoch: int, shuffle: bool) -> DataLoader:
+        """One loader per dataset for the whole run: its workers start once, not every epoch.
+
+        Items are seeded by ``(seed, epoch, index)`` (:class:`EpochItems`), so the batches do not
+        depend on the number of workers, and a resumed run sees the same ones.
+        """
+        key = (id(dataset), shuffle)
+        if key not in self._loaders:
+            sampler = EpochSampler(
+                len(dataset), self.config.seed, shuffle, self.sample_weights if shuffle else None,
+                self.fabric.global_rank, self.fabric.world_size, epoch, keyed=True,
+            )  # fmt: skip
+            loader = DataLoader(
+                EpochItems(dataset, self.config.seed),
+                batch_size=self.config.batch_size,
+                sampler=sampler,
+                num_workers=self.config.num_workers,
+                persistent_workers=True,
+                pin_memory=self.fabric.device.type == "cuda",
+                drop_last=shuffle and _lone_last_batch(len(sampler), self.config.batch_size),
+            )
+            self._loaders[key] = (sampler, self.fabric.setup_dataloaders(loader, use_distributed_sampler=False))
+        sampler, loader = self._loaders[key]
+        sampler.epoch = epoch
+        return loader
 
     def steps_per_epoch(self) -> int:
         per_rank = math.ceil(len(self.train_set) / self.fabric.world_size)

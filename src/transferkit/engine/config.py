@@ -39,7 +39,11 @@ class TrainConfig:
             on them; while only its top groups train, cache the frozen bottom's outputs and run only the
             top (when the network can be cut there and the cache fits ``cache_max_gb``); ``off``: run the
             whole network every step (for benchmarks).
-        cache_max_gb: Largest cache kept in memory; a bigger one is skipped with a message.
+        cache_max_gb: Largest cache kept in memory; a bigger one is skipped with a message, or with
+            ``cache_dir`` memory-mapped from disk (RAM then stays bounded whatever the dataset size).
+        cache_dir: Folder where cached frozen outputs are written (batch by batch, atomically) and
+            reused by later runs with the same weights, cut, images, transforms and precision (keyed by
+            a content hash; anything else changed means a new entry). ``None``: memory only.
         cache_views: Augmented views cached per training image (1: the un-augmented image).
         train_bn: Let frozen BatchNorm layers update running statistics.
         head_solver: How a stage that trains only the head does it. ``lbfgs``: the linear head is solved
@@ -75,6 +79,7 @@ class TrainConfig:
     cache: Literal["auto", "off"] = "auto"
     cache_views: int = 1
     cache_max_gb: float = 4.0
+    cache_dir: str | None = None
     train_bn: bool = False
     head_solver: Literal["lbfgs", "sgd"] = "lbfgs"
     ema_decay: float = 0.0
@@ -90,6 +95,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "loggers", tuple(self.loggers))
+        if self.cache_dir is not None:
+            object.__setattr__(self, "cache_dir", str(self.cache_dir))
         checks = [
             (self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}"),
             (self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}"),

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from typing import TypeVar
 
 import torch
 from lightning_fabric import Fabric
@@ -11,6 +12,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from transferkit.data.sampler import EpochSampler
 from transferkit.engine.config import TrainConfig, resolve_precision
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 def make_fabric(config: TrainConfig) -> Fabric:
@@ -38,6 +42,39 @@ def local_fabric(device: torch.device | str = "cpu", precision: str = "32-true")
     return Fabric(accelerator=device.type, devices=index, precision=precision)  # type: ignore[arg-type]
 
 
+def map_batches(
+    fabric: Fabric,
+    dataset: Dataset,
+    fn: Callable[[Tensor], Tensor],
+    batch_size: int,
+    num_workers: int = 0,
+    progress: str | None = None,
+    timing: dict[str, float] | None = None,
+) -> Iterator[tuple[Tensor, Tensor]]:
+    """``fn`` over this process's shard of ``dataset`` (rank r: positions r, r+w, …), batch by batch.
+
+    Yields (outputs, labels) on CPU. ``timing`` (a dict) gets ``data_seconds`` added once the
+    shard is done: the time spent waiting for batches (loading, decoding, resizing).
+    """
+    from transferkit.engine.trainer import TimedIterator
+
+    sampler = EpochSampler(len(dataset), shuffle=False, rank=fabric.global_rank, world_size=fabric.world_size)
+    loader = fabric.setup_dataloaders(
+        DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers),
+        use_distributed_sampler=False,
+    )
+    batches = loader
+    if progress and fabric.is_global_zero:
+        from tqdm.auto import tqdm
+
+        batches = tqdm(loader, desc=progress, leave=False, unit="batch")
+    timed = TimedIterator(batches)
+    for images, targets in timed:
+        yield fn(images).float().cpu(), targets.cpu()
+    if timing is not None:
+        timing["data_seconds"] = timing.get("data_seconds", 0.0) + timed.waited
+
+
 def ordered_map(
     fabric: Fabric,
     dataset: Dataset,
@@ -47,37 +84,42 @@ def ordered_map(
     progress: str | None = None,
     timing: dict[str, float] | None = None,
 ) -> tuple[Tensor, Tensor]:
-    """``fn`` over every image of ``dataset``, each process a shard.
+    """``fn`` over every image of ``dataset``, each process a shard (see :func:`map_batches`).
 
-    Returns (outputs, labels) on CPU, in dataset order, on every process. ``timing`` (a dict) gets
-    ``data_seconds`` added: the time spent waiting for batches (loading, decoding, resizing).
+    Returns (outputs, labels) on CPU, in dataset order, on every process.
     """
-    sampler = EpochSampler(len(dataset), shuffle=False, rank=fabric.global_rank, world_size=fabric.world_size)
-    loader = fabric.setup_dataloaders(
-        DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers),
-        use_distributed_sampler=False,
-    )
-    outputs, labels = [], []
-    batches = loader
-    if progress and fabric.is_global_zero:
-        from tqdm.auto import tqdm
-
-        batches = tqdm(loader, desc=progress, leave=False, unit="batch")
-    from transferkit.engine.trainer import TimedIterator
-
-    timed = TimedIterator(batches)
-    for images, targets in timed:
-        outputs.append(fn(images).float().cpu())
-        labels.append(targets.cpu())
-    if timing is not None:
-        timing["data_seconds"] = timing.get("data_seconds", 0.0) + timed.waited
-    out, lab = torch.cat(outputs), torch.cat(labels)
+    shard = -(-len(dataset) // fabric.world_size)  # rows of this process (see EpochSampler)
+    out = lab = torch.empty(0)
+    at = 0
+    for outputs, labels in map_batches(fabric, dataset, fn, batch_size, num_workers, progress, timing):
+        if at == 0:  # filled in place: no list of batches, no second copy to concatenate them
+            out = torch.empty((shard, *outputs.shape[1:]), dtype=outputs.dtype)
+            lab = torch.empty(shard, dtype=labels.dtype)
+        out[at : at + len(outputs)], lab[at : at + len(labels)] = outputs, labels
+        at += len(outputs)
     if fabric.world_size > 1:  # rank r holds positions r, r+w, …: interleave back
         out = fabric.all_gather(out.to(fabric.device)).cpu()
         lab = fabric.all_gather(lab.to(fabric.device)).cpu()
         out = out.transpose(0, 1).reshape(-1, *out.shape[2:])
         lab = lab.transpose(0, 1).reshape(-1)
     return out[: len(dataset)], lab[: len(dataset)]
+
+
+def sharded(fabric: Fabric, items: Sequence[T], fn: Callable[[Sequence[T]], list[R]]) -> list[R]:
+    """``fn`` over this process's share of ``items`` (positions r, r+w, …); every process gets all the
+    results, in the order of ``items``. A rank that fails makes the others fail at the gather."""
+    rank, world = fabric.global_rank, fabric.world_size
+    mine = fn(items[rank::world])
+    if world == 1:
+        return mine
+    import torch.distributed as dist
+
+    parts: list[list[R] | None] = [None] * world
+    dist.all_gather_object(parts, mine)
+    merged: list[R] = [None] * len(items)  # type: ignore[list-item]
+    for r, part in enumerate(parts):
+        merged[r::world] = part
+    return merged
 
 
 def dataset_logits(

@@ -118,8 +118,11 @@ def fit(
         run_dir.plot_confusion(out_path, metrics.confusion, model.classes)
     ips = state.train_images / state.train_seconds if state.train_seconds else 0.0
     cache = task.cache
+    if cache.reused_images:
+        log(f"Feature cache: the frozen outputs of {cache.reused_images} images were read from {config.cache_dir}.")
     wait = cache.timing["data_seconds"] / cache.seconds if cache.seconds else 0.0
     extra = {"cache_seconds": cache.seconds, "cache_images": cache.images, "cache_data_wait_fraction": round(wait, 3)}
+    extra["cache_reused_images"] = cache.reused_images  # read from cache_dir instead of computed
     return FitResult(
         model, state.history, state.best_epoch, metrics, out_path, state.train_seconds, ips, state.stopped_early, extra
     )

@@ -28,10 +28,14 @@ def export(
     from transferkit.engine.model import load_model
     from transferkit.errors import ConfigError
     from transferkit.export import export_model
+    from transferkit.segmentation.model import is_segmentation_checkpoint, load_segmenter
 
     if quantize not in (None, "int8") or (quantize and (data is None or out.suffix != ".onnx")):
         raise ConfigError("Use --quantize int8 with an .onnx OUT and --data DIR (labelled images to measure on).")
-    net = load_model(model)
+    segmenter = is_segmentation_checkpoint(model)
+    if segmenter and quantize:
+        raise ConfigError("--quantize int8 is built for classifiers only; export the segmentation model without it.")
+    net = load_segmenter(model) if segmenter else load_model(model)
     report = export_model(net, out, fmt, tolerance)
     typer.echo(f"{report.format} → {report.path}: max |Δlogit| vs PyTorch {report.max_abs_diff:.2e} (≤ {tolerance})")
     if quantize:

@@ -35,6 +35,7 @@ from transferkit.cli import (
     predict,
     probe,
     rank,
+    segment,
     serve,
     zeroshot,
 )
@@ -64,6 +65,10 @@ COMMANDS: dict[str, Callable[..., None]] = {
     "zeroshot": zeroshot.zeroshot,
 }
 
+
+GROUPS: dict[str, tuple[str, dict[str, Callable[..., None]]]] = {
+    "segment": ("Semantic segmentation from a pretrained encoder: fit, evaluate, predict.", segment.COMMANDS),
+}
 
 NO_COMPUTE = {"info"}  # commands that run no model: no --threads
 
@@ -102,6 +107,11 @@ def build_app() -> typer.Typer:
     )
     for name, command in COMMANDS.items():
         app.command(name)(command if name in NO_COMPUTE else with_threads(command))
+    for group, (help_text, commands) in GROUPS.items():
+        sub = typer.Typer(no_args_is_help=True, help=help_text)
+        for name, command in commands.items():
+            sub.command(name)(with_threads(command))
+        app.add_typer(sub, name=group)
     return app
 
 

@@ -27,11 +27,12 @@ from transferkit.engine.feature_store import FeatureStore
 from transferkit.engine.metrics import Metrics, classification_metrics
 from transferkit.engine.model import TransferModel
 from transferkit.engine.optim import PER_STEP, build_optimizer, build_scheduler, param_groups
-from transferkit.engine.trainer import EpochStats, StepOutput, Trainer, TrainingTask
+from transferkit.engine.staged import StrategyTask
+from transferkit.engine.trainer import EpochStats, StepOutput, Trainer
 from transferkit.errors import ConfigError
 from transferkit.seeding import derive_seed
 from transferkit.strategies.base import Stage, Strategy
-from transferkit.strategies.freezing import apply_bn_policy, set_trainable, trainable_fraction
+from transferkit.strategies.freezing import apply_bn_policy, trainable_fraction
 
 
 def _lone_last_batch(samples: int, batch_size: int) -> bool:
@@ -55,7 +56,7 @@ def _mixer(config: TrainConfig, num_classes: int) -> Callable | None:
     return T.RandomChoice(mixers) if mixers else None
 
 
-class ClassificationTask(TrainingTask):
+class ClassificationTask(StrategyTask):
     """One ``fit`` call's model, data and per-stage optimizer. Use :func:`transferkit.fit`."""
 
     name = "fit"
@@ -123,14 +124,8 @@ class ClassificationTask(TrainingTask):
         return sample_weights, criterion.to(self.fabric.device)
 
     # --- stages -------------------------------------------------------------------------------
-    def stage_at(self, epoch: int) -> int:
-        return self.strategy.stage_at(epoch, self.config.epochs, len(self.groups))[0]
-
     def enter_stage(self, trainer: Trainer, index: int) -> None:
-        stage = self.stages[index]
-        self.stage = stage
-        set_trainable(self.groups, stage.num_trainable(len(self.groups)))
-        self.raw.head.requires_grad_(True)
+        stage = self.unfreeze_for(index)
         self.strategy.configure_trainable(self.raw)
         groups = param_groups(self.groups, self.raw.head, stage, self.config, self.extra_params)
         optimizer = build_optimizer(groups, self.config)

@@ -1,0 +1,127 @@
+"""Transfer to dense tasks: a pretrained encoder against the same network from random init.
+
+Segmentation: Fashion-MNIST items composited onto scikit-image's texture photos (exact masks,
+5 classes; see ``transferkit.segmentation.composites``), 100 training and 50 validation images
+per seed (items from Fashion-MNIST's training split), the same 200 test images for every seed
+(items from its test split), 128 px. U-Net on EfficientNet-Lite0 (ImageNet weights from the
+offline package) vs the same U-Net from random init, the same epochs and learning rate; the
+best epoch by validation mIoU is scored once on the test images. Beside them the classical
+baseline users try first: scikit-image's trainable segmentation (multi-scale intensity, edge
+and texture features per pixel → random forest), on the same images.
+
+Writes ``benchmarks/results/dense.json``: a list of
+``{"task", "init", "seed", "metric", "value", "wall_seconds"}``.
+
+Usage: python benchmarks/bench_dense.py [--seeds 0,1,2] [--epochs 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+SIZE = 128
+
+
+def make_data(root: Path, seed: int) -> Path:
+    from transferkit.data.fashion_mnist import load_fashion_mnist
+    from transferkit.segmentation.composites import CLASSES, write_composites
+
+    train_x, train_y = (t.numpy() for t in load_fashion_mnist("train"))
+    test_x, test_y = (t.numpy() for t in load_fashion_mnist("test"))
+    write_composites(root / "train", 100, train_x[:30000], train_y[:30000], SIZE, seed=100 + seed)
+    write_composites(root / "val", 50, train_x[30000:], train_y[30000:], SIZE, seed=200 + seed)
+    write_composites(root / "test", 200, test_x, test_y, SIZE, seed=0)  # the same test images for every seed
+    (root / "classes.txt").write_text("\n".join(CLASSES) + "\n")
+    return root
+
+
+def deep(root: Path, init: str, seed: int, epochs: int) -> dict:
+    from transferkit.backbones import create_backbone
+    from transferkit.engine.config import TrainConfig
+    from transferkit.segmentation import build_segmenter, evaluate_segmenter, fit_segmenter, load_segmentation_data
+
+    start = time.perf_counter()
+    import torch
+
+    torch.manual_seed(seed)
+    source = create_backbone("efficientnet_lite0", weights="imagenet" if init == "pretrained" else None)
+    data = load_segmentation_data(root, source.data_config, SIZE)
+    model = build_segmenter(source, data.classes, "unet", data_config=data.data_config)
+    config = TrainConfig(epochs=epochs, batch_size=8, lr=1e-3, seed=seed, progress=False)
+    result = fit_segmenter(model, data, "fine-tune", config, log=lambda *_: None)
+    test = evaluate_segmenter(result.model, data.test)
+    return {"task": "segment", "init": init, "seed": seed, "metric": "test_miou", "value": round(test["miou"], 4),
+            "val_miou": result.metrics["val_miou"], "best_epoch": result.best_epoch + 1,
+            "wall_seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
+
+
+def classical(root: Path, seed: int, pixels_per_image: int = 2000) -> dict:
+    """scikit-image's trainable segmentation: per-pixel multi-scale features → random forest."""
+    from functools import partial
+
+    from PIL import Image
+    from skimage.feature import multiscale_basic_features
+    from sklearn.ensemble import RandomForestClassifier
+
+    from transferkit.segmentation.train import segmentation_metrics
+
+    start = time.perf_counter()
+    features = partial(multiscale_basic_features, intensity=True, edges=True, texture=True, sigma_min=1, sigma_max=8)
+    rng = np.random.default_rng(seed)
+    xs, ys = [], []
+    for image_path in sorted((root / "train" / "images").iterdir()):
+        image = np.asarray(Image.open(image_path).convert("L"), np.float32) / 255
+        mask = np.asarray(Image.open(root / "train" / "masks" / image_path.name))
+        f = features(image)
+        pick = rng.choice(image.size, pixels_per_image, replace=False)
+        xs.append(f.reshape(-1, f.shape[-1])[pick])
+        ys.append(mask.ravel()[pick])
+    forest = RandomForestClassifier(100, n_jobs=-1, random_state=seed, max_samples=0.5)
+    forest.fit(np.concatenate(xs), np.concatenate(ys))
+    preds, masks = [], []
+    for image_path in sorted((root / "test" / "images").iterdir()):
+        image = np.asarray(Image.open(image_path).convert("L"), np.float32) / 255
+        f = features(image)
+        preds.append(forest.predict(f.reshape(-1, f.shape[-1])).reshape(image.shape))
+        masks.append(np.asarray(Image.open(root / "test" / "masks" / image_path.name)))
+    import torch
+
+    metrics = segmentation_metrics(torch.as_tensor(np.stack(preds)).long(), torch.as_tensor(np.stack(masks)).long(), 5)
+    seconds = round(time.perf_counter() - start, 1)
+    return {"task": "segment", "init": "classical (skimage features + random forest)", "seed": seed,
+            "metric": "test_miou", "value": round(metrics["miou"], 4), "wall_seconds": seconds}  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "dense.json")
+    args = parser.parse_args()
+    from transferkit.engine.threads import configure_threads
+
+    configure_threads(None)
+    rows = []
+    for seed in (int(s) for s in args.seeds.split(",")):
+        with tempfile.TemporaryDirectory() as tmp:
+            root = make_data(Path(tmp), seed)
+            rows.append(classical(root, seed))
+            print(json.dumps(rows[-1]), flush=True)
+            for init in ("pretrained", "scratch"):
+                rows.append(deep(root, init, seed, args.epochs))
+                print(json.dumps(rows[-1]), flush=True)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(rows, indent=1) + "\n")  # after every seed: a partial run keeps its rows
+    for init in ("classical (skimage features + random forest)", "pretrained", "scratch"):
+        values = [r["value"] for r in rows if r["init"] == init]
+        print(f"{init:45s} test mIoU {np.mean(values):.4f} ± {np.std(values):.4f} over {len(values)} seeds")
+
+
+if __name__ == "__main__":
+    main()

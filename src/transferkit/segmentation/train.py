@@ -1,0 +1,190 @@
+"""Training and scoring a segmentation model through the one training loop.
+
+Loss: class-weighted cross-entropy (weights ∝ 1 / √pixel frequency, mean 1, from the training
+masks) plus multiclass soft Dice (segmentation-models-pytorch's ``DiceLoss``); 255 is ignored.
+Metrics: per-class IoU (Jaccard) and Dice (F1 over pixels) by torchmetrics, their means as
+``val_miou`` and ``val_dice``; the best epoch is the one with the highest ``val_miou``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from torch.utils.data import DataLoader, Dataset
+
+from transferkit.data.sampler import EpochSampler
+from transferkit.engine.config import TrainConfig
+from transferkit.engine.optim import PER_STEP, build_optimizer, build_scheduler, param_groups
+from transferkit.engine.staged import StrategyTask, train_task
+from transferkit.engine.trainer import StepOutput, Trainer
+from transferkit.seeding import derive_seed
+from transferkit.segmentation.data import IGNORE, SegmentationData
+from transferkit.segmentation.model import SegmentationModel
+from transferkit.strategies.base import Strategy
+from transferkit.strategies.freezing import apply_bn_policy
+
+SegmentationConfig = TrainConfig  # the same optimisation options; the monitor is val_miou
+
+
+@dataclass
+class SegmentationResult:
+    model: SegmentationModel
+    history: list[dict[str, Any]]
+    best_epoch: int
+    metrics: dict[str, Any]
+    run_dir: Path | None = None
+    train_seconds: float = 0.0
+    test_metrics: dict[str, Any] | None = field(default=None)
+
+
+def class_weights(pixel_counts: np.ndarray) -> Tensor:
+    """∝ 1/√frequency, mean 1 over the classes present; absent classes get weight 1."""
+    counts = np.asarray(pixel_counts, dtype=np.float64)
+    present = counts > 0
+    weights = np.ones_like(counts)
+    weights[present] = 1.0 / np.sqrt(counts[present] / counts[present].sum())
+    weights[present] /= weights[present].mean()
+    return torch.as_tensor(weights, dtype=torch.float32)
+
+
+def segmentation_metrics(preds: Tensor, masks: Tensor, num_classes: int) -> dict[str, Any]:
+    """Per-class IoU and Dice of predicted class ids against ``masks`` over every pixel (255 ignored), and
+    their means over the classes."""
+    from torchmetrics.functional.classification import multiclass_f1_score, multiclass_jaccard_index
+
+    kwargs = {"num_classes": num_classes, "average": "none", "ignore_index": IGNORE}
+    iou = multiclass_jaccard_index(preds, masks, **kwargs)
+    dice = multiclass_f1_score(preds, masks, multidim_average="global", **kwargs)
+    return {"miou": float(iou.mean()), "dice": float(dice.mean()), "iou": iou.tolist(), "dice_per_class": dice.tolist()}
+
+
+class SegmentationTask(StrategyTask):
+    """Dense cross-entropy + Dice on (image, mask) batches; stages and freezing from a strategy."""
+
+    name = "segment"
+
+    def __init__(self, model: SegmentationModel, strategy: Strategy, data: SegmentationData, config: TrainConfig,
+                 fabric: Any) -> None:  # fmt: skip
+        from segmentation_models_pytorch.losses import DiceLoss
+
+        self.raw, self.strategy, self.data, self.config, self.fabric = model, strategy, data, config, fabric
+        self.groups = model.layer_groups()
+        self.stages = strategy.stages(config.epochs, len(self.groups))
+        model.to(fabric.device)
+        weight = class_weights(data.pixel_counts()).to(fabric.device)
+        self.ce = nn.CrossEntropyLoss(weight=weight, ignore_index=IGNORE)
+        self.dice = DiceLoss("multiclass", ignore_index=IGNORE)
+        self.scheduler: Any = None
+        self.last: dict[str, Any] = {}
+
+    def enter_stage(self, trainer: Trainer, index: int) -> None:
+        stage = self.unfreeze_for(index)
+        optimizer = build_optimizer(param_groups(self.groups, self.raw.head, stage, self.config), self.config)
+        steps = math.ceil(len(self.data.train) / self.config.batch_size)
+        self.scheduler = build_scheduler(optimizer, self.config, stage.end - stage.start, steps)
+        self.module, self.optimizer = trainer.setup(self.raw, optimizer)
+
+    def _loader(self, dataset: Dataset, epoch: int, shuffle: bool) -> DataLoader:
+        sampler = EpochSampler(len(dataset), self.config.seed, shuffle, epoch=epoch, rank=self.fabric.global_rank,
+                               world_size=self.fabric.world_size)  # fmt: skip
+        generator = torch.Generator().manual_seed(derive_seed(self.config.seed, epoch, "loader"))
+        loader = DataLoader(dataset, batch_size=self.config.batch_size, sampler=sampler,
+                            num_workers=self.config.num_workers, generator=generator)  # fmt: skip
+        return self.fabric.setup_dataloaders(loader, use_distributed_sampler=False)
+
+    def batches(self, epoch: int) -> DataLoader:
+        self.module.train()
+        apply_bn_policy(self.groups, self.config.train_bn, self.raw.net.encoder)
+        return self._loader(self.data.train, epoch, shuffle=True)
+
+    def training_step(self, batch: tuple[Tensor, Tensor]) -> StepOutput:
+        images, masks = batch
+        logits = self.module(images)
+        return StepOutput(self.ce(logits, masks) + self.dice(logits, masks), len(images))
+
+    def after_step(self) -> None:
+        if self.scheduler is not None and self.config.scheduler in PER_STEP:
+            self.scheduler.step()
+
+    def validate(self, epoch: int) -> dict[str, Any]:
+        loss, self.last = score(self.module, self._loader(self.data.val, 0, shuffle=False), len(self.data.classes),
+                                self.ce)  # fmt: skip
+        if self.scheduler is not None and self.config.scheduler not in PER_STEP + ("plateau",):
+            self.scheduler.step()
+        miou, dice = round(self.last["miou"], 6), round(self.last["dice"], 6)
+        return {"val_loss": round(loss, 6), "val_miou": miou, "val_dice": dice}
+
+    def weights(self) -> dict[str, Tensor]:
+        return self.raw.state_dict()
+
+    def load_weights(self, weights: dict[str, Tensor]) -> None:  # also before the first stage (resume)
+        self.raw.load_state_dict(weights)
+
+    def checkpoint(self) -> dict[str, Any]:
+        scheduler = self.scheduler.state_dict() if self.scheduler is not None else None
+        return {"state_dict": self.raw.state_dict(), "optimizer": self.optimizer.state_dict(), "scheduler": scheduler}
+
+    def restore(self, payload: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(payload["optimizer"])
+        if self.scheduler is not None and payload.get("scheduler") is not None:
+            self.scheduler.load_state_dict(payload["scheduler"])
+
+    def details(self) -> dict[str, Any]:
+        return {"classes": self.data.classes, **self.last}
+
+    def spec(self) -> dict[str, Any]:
+        return self.raw.spec()
+
+
+def score(model: nn.Module, batches: Any, num_classes: int, criterion: nn.Module | None = None) -> tuple[float, dict]:
+    """(mean loss, metrics) of ``model`` over ``batches`` of (images, masks); pixels are pooled over images."""
+    model.eval()
+    preds_all, masks_all, losses = [], [], []
+    with torch.inference_mode():
+        for images, masks in batches:
+            logits = model(images)
+            if criterion is not None:
+                losses.append(float(criterion(logits, masks)) * len(images))
+            preds_all.append(logits.argmax(1).cpu())
+            masks_all.append(masks.cpu())
+    metrics = segmentation_metrics(torch.cat(preds_all), torch.cat(masks_all), num_classes)
+    return (sum(losses) / len(masks) if losses else float("nan")), metrics
+
+
+def fit_segmenter(
+    model: SegmentationModel,
+    data: SegmentationData,
+    strategy: str | Strategy = "fine-tune",
+    config: TrainConfig | None = None,
+    out: str | Path | None = None,
+    resume: bool = False,
+    log=print,
+) -> SegmentationResult:
+    """Train ``model`` on ``data``; the epoch with the best ``val_miou`` is kept (and saved in ``out``)."""
+    from transferkit.engine.distributed import make_fabric
+    from transferkit.strategies import create_strategy
+
+    config = config or TrainConfig()
+    torch.manual_seed(config.seed)
+    strat = create_strategy(strategy) if isinstance(strategy, str) else strategy
+    fabric = make_fabric(config)
+    task = SegmentationTask(model, strat, data, config, fabric)
+    run_dir = Path(out) if out is not None else None
+    state = train_task(task, config, fabric, "val_miou", run_dir, resume, log)
+    best = next(r for r in state.history if r["epoch"] == state.best_epoch)
+    metrics = {"val_miou": best["val_miou"], "val_dice": best["val_dice"]}
+    return SegmentationResult(model, state.history, state.best_epoch, metrics, run_dir, state.train_seconds)
+
+
+def evaluate_segmenter(model: SegmentationModel, dataset: Dataset, batch_size: int = 8) -> dict[str, Any]:
+    """Per-class IoU and Dice of ``model`` on ``dataset`` (eval transform), and their means."""
+    loader = DataLoader(dataset, batch_size=batch_size)
+    device = next(model.parameters()).device
+    batches = ((images.to(device), masks.to(device)) for images, masks in loader)
+    return score(model, batches, len(model.classes))[1]

@@ -1,0 +1,47 @@
+"""``transferkit segment fit|evaluate|predict`` on a tiny folder of images and masks."""
+
+import csv
+
+import numpy as np
+from PIL import Image
+
+from transferkit.cli.main import app
+
+from ..segmentation.test_segmentation import write_shapes
+from .test_cli import runner
+
+NET = ["--backbone", "resnet18", "--weights", "none", "--image-size", "64", "--precision", "32-true"]
+
+
+def test_segment_fit_evaluate_and_predict(tmp_path):
+    data = write_shapes(tmp_path / "data", count=10)
+    out = tmp_path / "run"
+    fitted = runner.invoke(app, ["segment", "fit", str(data), *NET, "--epochs", "2", "--batch-size", "4",
+                                 "--out", str(out), "--no-progress"])  # fmt: skip
+    assert fitted.exit_code == 0, fitted.output
+    assert "val mIoU" in fitted.output and (out / "best.pt").is_file() and (out / "metrics.csv").is_file()
+
+    scored = runner.invoke(app, ["segment", "evaluate", str(out / "best.pt"), str(data)])
+    assert scored.exit_code == 0, scored.output
+    assert "mean" in scored.output and "IoU" in scored.output
+
+    big = tmp_path / "big.png"  # predicted at the image's own size, whatever the training size
+    Image.fromarray(np.full((90, 70), 128, np.uint8)).save(big)
+    predicted = runner.invoke(app, ["segment", "predict", str(out / "best.pt"), str(big), "--out", str(tmp_path / "m")])
+    assert predicted.exit_code == 0, predicted.output
+    mask = np.asarray(Image.open(tmp_path / "m" / "big.png"))
+    assert mask.shape == (90, 70) and mask.max() < 3
+    rows = list(csv.DictReader((tmp_path / "m" / "pixels.csv").open()))
+    assert len(rows) == 1 and sum(int(rows[0][c]) for c in ("0", "1", "2")) == 90 * 70
+
+    exported = runner.invoke(app, ["export", str(out / "best.pt"), str(tmp_path / "seg.onnx")])
+    assert exported.exit_code == 0, exported.output
+    assert "max |Δlogit| vs PyTorch" in exported.output
+
+
+def test_segment_fit_names_a_mask_of_the_wrong_size(tmp_path):
+    data = write_shapes(tmp_path / "data", count=4)
+    Image.fromarray(np.zeros((5, 5), np.uint8)).save(data / "masks" / "03.png")
+    result = runner.invoke(app, ["segment", "fit", str(data), *NET, "--epochs", "1", "--out", str(tmp_path / "r")])
+    assert result.exit_code != 0
+    assert "03.png is 5×5" in str(result.exception) + result.output

@@ -1,5 +1,11 @@
 """Transfer to dense tasks: a pretrained encoder against the same network from random init.
 
+Detection: the same composites with each item's box (COCO annotations; 4 classes: top, trouser,
+footwear, bag). Faster R-CNN on an FPN over EfficientNet-Lite0's stages, pretrained vs random init,
+best epoch by validation mAP@.5, test mAP@.5 and mAP@[.5:.95] once. Classical baseline: Otsu
+threshold → connected components → boxes, each classified by HOG + RBF-SVM trained on the training
+boxes (its probability is the score).
+
 Segmentation: Fashion-MNIST items composited onto scikit-image's texture photos (exact masks,
 5 classes; see ``transferkit.segmentation.composites``), 100 training and 50 validation images
 per seed (items from Fashion-MNIST's training split), the same 200 test images for every seed
@@ -10,9 +16,9 @@ baseline users try first: scikit-image's trainable segmentation (multi-scale int
 and texture features per pixel → random forest), on the same images.
 
 Writes ``benchmarks/results/dense.json``: a list of
-``{"task", "init", "seed", "metric", "value", "wall_seconds"}``.
+``{"task", "init", "seed", "metric", "value", "wall_seconds"}`` (rows of tasks not run are kept).
 
-Usage: python benchmarks/bench_dense.py [--seeds 0,1,2] [--epochs 30]
+Usage: python benchmarks/bench_dense.py [--tasks segment,detect] [--seeds 0,1,2] [--epochs 30] [--detect-epochs 25]
 """
 
 from __future__ import annotations
@@ -61,6 +67,79 @@ def deep(root: Path, init: str, seed: int, epochs: int) -> dict:
             "wall_seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
 
 
+def deep_detect(root: Path, init: str, seed: int, epochs: int) -> dict:
+    import torch
+
+    from transferkit.backbones import create_backbone
+    from transferkit.detection import build_detector, evaluate_detector, fit_detector, load_detection_data
+    from transferkit.engine.config import TrainConfig
+
+    start = time.perf_counter()
+    torch.manual_seed(seed)
+    source = create_backbone("efficientnet_lite0", weights="imagenet" if init == "pretrained" else None)
+    data = load_detection_data(root, SIZE)
+    model = build_detector(source, data.classes, "fasterrcnn", image_size=SIZE)
+    config = TrainConfig(epochs=epochs, batch_size=8, lr=1e-3, seed=seed, progress=False)
+    result = fit_detector(model, data, "fine-tune", config, log=lambda *_: None)
+    test = evaluate_detector(result.model, data.test)
+    return {"task": "detect", "init": init, "seed": seed, "metric": "test_map50", "value": round(test["map_50"], 4),
+            "map": round(test["map"], 4), "val_map50": result.metrics["val_map50"], "best_epoch": result.best_epoch + 1,
+            "wall_seconds": round(time.perf_counter() - start, 1)}  # fmt: skip
+
+
+def _crops_features(image: np.ndarray, boxes: list) -> np.ndarray:
+    from PIL import Image
+    from skimage.feature import hog
+
+    rows = []
+    for x1, y1, x2, y2 in boxes:
+        crop = Image.fromarray((image[int(y1) : int(y2), int(x1) : int(x2)] * 255).astype(np.uint8)).resize((32, 32))
+        rows.append(hog(np.asarray(crop, np.float32) / 255, pixels_per_cell=(8, 8), cells_per_block=(2, 2)))
+    return np.array(rows)
+
+
+def classical_detect(root: Path, seed: int) -> dict:
+    """Otsu threshold → connected components → boxes, classified by HOG + RBF-SVM on the training boxes."""
+    import torch
+    from PIL import Image
+    from skimage.filters import threshold_otsu
+    from skimage.measure import label, regionprops
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.svm import SVC
+
+    from transferkit.detection import read_coco
+    from transferkit.detection.train import detection_metrics
+
+    start = time.perf_counter()
+    _, train = read_coco(root / "train" / "annotations.json", root / "train" / "images")
+    xs, ys = [], []
+    for item in train:
+        image = np.asarray(Image.open(item.path).convert("L"), np.float32) / 255
+        xs.append(_crops_features(image, item.boxes.tolist()))
+        ys += item.labels.tolist()
+    svm = CalibratedClassifierCV(SVC(random_state=seed), ensemble=False).fit(np.concatenate(xs), ys)
+    _, test = read_coco(root / "test" / "annotations.json", root / "test" / "images")
+    predictions, targets = [], []
+    for item in test:
+        image = np.asarray(Image.open(item.path).convert("L"), np.float32) / 255
+        regions = [r for r in regionprops(label(image > threshold_otsu(image))) if r.area >= 30]
+        boxes = [[r.bbox[1], r.bbox[0], r.bbox[3], r.bbox[2]] for r in regions]
+        probs = svm.predict_proba(_crops_features(image, boxes)) if boxes else np.zeros((0, len(svm.classes_)))
+        labels = svm.classes_[probs.argmax(1)] + 1 if len(probs) else np.zeros(0, np.int64)
+        predictions.append(
+            {
+                "boxes": torch.tensor(boxes, dtype=torch.float32).reshape(-1, 4),
+                "scores": torch.as_tensor(probs.max(1) if len(probs) else np.zeros(0), dtype=torch.float32),
+                "labels": torch.as_tensor(labels, dtype=torch.long),
+            }
+        )
+        targets.append({"boxes": torch.as_tensor(item.boxes), "labels": torch.as_tensor(item.labels) + 1})
+    metrics = detection_metrics(predictions, targets)
+    seconds = round(time.perf_counter() - start, 1)
+    return {"task": "detect", "init": "classical (Otsu components + HOG/SVM)", "seed": seed, "metric": "test_map50",
+            "value": round(metrics["map_50"], 4), "map": round(metrics["map"], 4), "wall_seconds": seconds}  # fmt: skip
+
+
 def classical(root: Path, seed: int, pixels_per_image: int = 2000) -> dict:
     """scikit-image's trainable segmentation: per-pixel multi-scale features → random forest."""
     from functools import partial
@@ -98,29 +177,44 @@ def classical(root: Path, seed: int, pixels_per_image: int = 2000) -> dict:
             "metric": "test_miou", "value": round(metrics["miou"], 4), "wall_seconds": seconds}  # fmt: skip
 
 
+RUNS = {
+    "segment": lambda root, seed, args: (
+        [classical(root, seed)] + [deep(root, init, seed, args.epochs) for init in ("pretrained", "scratch")]
+    ),
+    "detect": lambda root, seed, args: (
+        [classical_detect(root, seed)]
+        + [deep_detect(root, init, seed, args.detect_epochs) for init in ("pretrained", "scratch")]
+    ),
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", default="segment,detect")
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--detect-epochs", type=int, default=25)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "dense.json")
     args = parser.parse_args()
     from transferkit.engine.threads import configure_threads
 
     configure_threads(None)
-    rows = []
+    tasks = args.tasks.split(",")
+    kept = json.loads(args.out.read_text()) if args.out.is_file() else []
+    rows = [r for r in kept if r["task"] not in tasks]
     for seed in (int(s) for s in args.seeds.split(",")):
         with tempfile.TemporaryDirectory() as tmp:
             root = make_data(Path(tmp), seed)
-            rows.append(classical(root, seed))
-            print(json.dumps(rows[-1]), flush=True)
-            for init in ("pretrained", "scratch"):
-                rows.append(deep(root, init, seed, args.epochs))
-                print(json.dumps(rows[-1]), flush=True)
+            for task in tasks:
+                for row in RUNS[task](root, seed, args):
+                    rows.append(row)
+                    print(json.dumps(row), flush=True)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(rows, indent=1) + "\n")  # after every seed: a partial run keeps its rows
-    for init in ("classical (skimage features + random forest)", "pretrained", "scratch"):
-        values = [r["value"] for r in rows if r["init"] == init]
-        print(f"{init:45s} test mIoU {np.mean(values):.4f} ± {np.std(values):.4f} over {len(values)} seeds")
+    for task in tasks:
+        for init in dict.fromkeys(r["init"] for r in rows if r["task"] == task):
+            values = [r["value"] for r in rows if r["task"] == task and r["init"] == init]
+            print(f"{task} {init:45s} {np.mean(values):.4f} ± {np.std(values, ddof=1) if len(values) > 1 else 0:.4f}")
 
 
 if __name__ == "__main__":

@@ -45,3 +45,28 @@ def test_segment_fit_names_a_mask_of_the_wrong_size(tmp_path):
     result = runner.invoke(app, ["segment", "fit", str(data), *NET, "--epochs", "1", "--out", str(tmp_path / "r")])
     assert result.exit_code != 0
     assert "03.png is 5×5" in str(result.exception) + result.output
+
+
+def test_detect_fit_evaluate_and_count(tmp_path):
+    from ..detection.test_detection import write_boxes
+
+    data = write_boxes(tmp_path / "data", count=8)
+    out = tmp_path / "run"
+    net = ["--backbone", "resnet18", "--weights", "none", "--image-size", "64"]
+    fitted = runner.invoke(app, ["detect", "fit", str(data), *net, "--epochs", "1", "--batch-size", "4",
+                                 "--out", str(out), "--no-progress"])  # fmt: skip
+    assert fitted.exit_code == 0, fitted.output
+    assert "val mAP@.5" in fitted.output and (out / "best.pt").is_file()
+    scored = runner.invoke(app, ["detect", "evaluate", str(out / "best.pt"), str(data)])
+    assert scored.exit_code == 0, scored.output
+    assert "mAP@.5" in scored.output
+    big = tmp_path / "big.png"
+    Image.fromarray(np.full((90, 70), 128, np.uint8)).save(big)
+    boxes = tmp_path / "found.csv"
+    predicted = runner.invoke(app, ["detect", "predict", str(out / "best.pt"), str(big), "--out", str(boxes),
+                                    "--min-score", "0"])  # fmt: skip
+    assert predicted.exit_code == 0, predicted.output
+    found = list(csv.DictReader(boxes.open()))
+    counts = list(csv.DictReader((tmp_path / "found_counts.csv").open()))
+    assert len(counts) == 1 and int(counts[0]["total"]) == len(found)  # every listed box is counted
+    assert all(0 <= float(r["x1"]) <= float(r["x2"]) <= 70.5 and float(r["y2"]) <= 90.5 for r in found)

@@ -22,6 +22,7 @@ from transferkit.cli import (
     compare,
     continual,
     demo,
+    detect,
     distill,
     evaluate,
     explain,
@@ -68,6 +69,7 @@ COMMANDS: dict[str, Callable[..., None]] = {
 
 GROUPS: dict[str, tuple[str, dict[str, Callable[..., None]]]] = {
     "segment": ("Semantic segmentation from a pretrained encoder: fit, evaluate, predict.", segment.COMMANDS),
+    "detect": ("Object detection and counting from a pretrained backbone: fit, evaluate, predict.", detect.COMMANDS),
 }
 
 NO_COMPUTE = {"info"}  # commands that run no model: no --threads

@@ -1,0 +1,81 @@
+"""``transferkit detect fit|evaluate|predict``: object detection (and counting) from a pretrained backbone."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def fit(
+    data: Path = typer.Argument(..., help="images/ + annotations.json (COCO) or labels/ (YOLO), or train/ val/."),
+    backbone: str = typer.Option("efficientnet_lite0", help="A timm backbone (the FPN's stages)."),
+    weights: str = typer.Option("imagenet", help="imagenet (offline caches only), none, or a weights file."),
+    arch: str = typer.Option("fasterrcnn", help="fasterrcnn or retinanet (torchvision)."),
+    strategy: str = typer.Option("fine-tune", help="fine-tune, partial, discriminative, progressive..."),
+    epochs: int = typer.Option(25),
+    lr: float = typer.Option(1e-3),
+    batch_size: int = typer.Option(8),
+    image_size: int = typer.Option(128, help="Images are resized to this square size."),
+    val_fraction: float = typer.Option(0.2, help="Held-out fraction when there is no val/ folder."),
+    seed: int = typer.Option(0),
+    num_workers: int = typer.Option(0, "--workers"),
+    out: Path = typer.Option(Path("runs/detect"), help="Run folder (best.pt, last.pt, metrics.csv)."),
+    resume: bool = typer.Option(False, help="Continue the run in --out from its last finished epoch."),
+    progress: bool = typer.Option(True),
+) -> None:
+    """Train a detector; the epoch with the best validation mAP@.5 is kept."""
+    from transferkit.detection import build_detector, evaluate_detector, fit_detector, load_detection_data
+    from transferkit.engine.config import TrainConfig
+
+    data_ = load_detection_data(data, image_size, val_fraction, seed)
+    model = build_detector(backbone, data_.classes, arch, weights, image_size)
+    config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, num_workers=num_workers,
+                         progress=progress, precision="32-true")  # fmt: skip
+    result = fit_detector(model, data_, strategy, config, out, resume)
+    best = result.metrics
+    typer.echo(f"best epoch {result.best_epoch + 1}: val mAP@.5 {best['val_map50']:.4f}, mAP {best['val_map']:.4f}")
+    if data_.test is not None:
+        test = evaluate_detector(result.model, data_.test)
+        typer.echo(f"test mAP@.5 {test['map_50']:.4f}, mAP {test['map']:.4f} (test split, scored once after selection)")
+    typer.echo(f"run folder: {out}")
+
+
+def evaluate(
+    model: Path = typer.Argument(..., help="A detection run's best.pt."),
+    data: Path = typer.Argument(..., help="images/ + annotations.json (COCO) or labels/ (YOLO)."),
+    batch_size: int = typer.Option(8),
+) -> None:
+    """COCO mAP@[.5:.95] and mAP@.5 of a trained detector on an annotated folder."""
+    from transferkit.detection import BoxFolder, evaluate_detector, load_detector
+    from transferkit.detection.data import read_folder
+
+    net = load_detector(model)
+    classes, items = read_folder(data)
+    if classes != net.classes:
+        from transferkit.errors import ConfigError
+
+        raise ConfigError(f"{data} has classes {classes}; the model was trained on {net.classes}.")
+    metrics = evaluate_detector(net, BoxFolder(items, net.data_config.input_size, False), batch_size)
+    typer.echo(f"mAP@.5 {metrics['map_50']:.4f}, mAP@[.5:.95] {metrics['map']:.4f} on {len(items)} images")
+
+
+def predict(
+    model: Path = typer.Argument(..., help="A detection run's best.pt."),
+    images: list[Path] = typer.Argument(..., help="Image files or folders."),
+    out: Path = typer.Option(Path("detections.csv"), help="CSV of boxes (counts per image beside it)."),
+    min_score: float = typer.Option(0.5, help="Boxes below this score are left out (and not counted)."),
+) -> None:
+    """Boxes, classes and scores per image, in the image's own pixels, and the objects counted per class."""
+    from transferkit.detection import load_detector
+    from transferkit.detection.predict import predict_files
+    from transferkit.inference import list_images
+
+    net = load_detector(model)
+    counts = predict_files(net, list_images(images), out, min_score)
+    total = sum(sum(c.values()) for c in counts.values())
+    counts_file = out.with_name(out.stem + "_counts.csv")
+    typer.echo(f"{total} objects in {len(counts)} images → {out} (counts per image: {counts_file})")
+
+
+COMMANDS = {"fit": fit, "evaluate": evaluate, "predict": predict}

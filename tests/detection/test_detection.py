@@ -118,3 +118,15 @@ def test_partial_training_keeps_frozen_stages_bit_identical_and_the_checkpoint_r
     with torch.no_grad():
         got, expected = loaded(images)[0], result.model.eval()(images)[0]
     assert torch.equal(got["boxes"], expected["boxes"]) and torch.equal(got["labels"], expected["labels"])
+
+
+def test_retinanet_on_the_same_pyramid_returns_finite_losses_and_boxes(tmp_path):
+    torch.manual_seed(0)
+    data = load_detection_data(write_boxes(tmp_path / "data", count=4), size=64)
+    model = build_detector(create_backbone("resnet18", weights=None), data.classes, "retinanet", image_size=64)
+    images, targets = zip(*[data.train[i] for i in range(len(data.train))])
+    losses = model.train()(list(images), list(targets))
+    assert set(losses) == {"classification", "bbox_regression"} and all(torch.isfinite(v) for v in losses.values())
+    with torch.no_grad():
+        found = model.eval()(list(images))
+    assert len(found) == len(images) and all(set(f) == {"boxes", "scores", "labels"} for f in found)

@@ -17,8 +17,8 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from transferkit.backbones.base import DataConfig, LayerGroup, ModelBackbone
-from transferkit.backbones.encoder import copy_weights, groups_over, timm_name
+from transferkit.backbones.base import DataConfig, ModelBackbone
+from transferkit.backbones.encoder import EncoderModel, copy_weights, groups_over, spec_for, timm_name
 from transferkit.errors import ConfigError
 
 ARCHITECTURES = ("fasterrcnn", "retinanet")
@@ -41,35 +41,24 @@ class Pyramid(nn.Module):
         return self.fpn(OrderedDict((str(i), f) for i, f in enumerate(self.body(images))))
 
 
-class DetectionModel(nn.Module):
+class DetectionModel(EncoderModel):
     """``forward(images, targets=None)`` as torchvision's detectors: lists of (3, H, W) images in [0, 1];
     losses in training mode, ``[{"boxes", "labels", "scores"}]`` in eval mode (labels 1…K = ``classes``)."""
 
-    def __init__(self, net: nn.Module, groups: list[tuple[str, list[str]]], spec: dict[str, Any]) -> None:
-        super().__init__()
-        self.net = net
-        self._groups = groups
-        self.classes: list[str] = list(spec["classes"])
-        dc = spec["data_config"]
-        self.data_config = DataConfig(dc["input_size"], tuple(dc["mean"]), tuple(dc["std"]), dc["interpolation"])
-        self._spec = spec
+    @property
+    def encoder(self) -> nn.Module:
+        return self.net.backbone.body
 
     @property
     def head(self) -> nn.Module:
         """Everything but the backbone's stages: FPN, RPN/ROI or RetinaNet heads (always trained)."""
-        body = {id(p) for p in self.net.backbone.body.parameters()}
+        body = {id(p) for p in self.encoder.parameters()}
         holder = nn.Module()
         holder.params = nn.ParameterList([p for p in self.net.parameters() if id(p) not in body])
         return holder
 
-    def layer_groups(self) -> list[LayerGroup]:
-        return [LayerGroup(name, self.net.backbone.body, names) for name, names in self._groups]
-
     def forward(self, images: list[Tensor], targets: list[dict[str, Tensor]] | None = None) -> Any:
         return self.net(images, targets)
-
-    def spec(self) -> dict[str, Any]:
-        return dict(self._spec)
 
 
 def _detector(arch: str, pyramid: Pyramid, num_classes: int, size: int, dc: DataConfig) -> nn.Module:
@@ -118,11 +107,7 @@ def build_detector(
     copy_weights(source, body)
     dc = DataConfig(image_size, source.data_config.mean, source.data_config.std, source.data_config.interpolation)
     net = _detector(arch, Pyramid(body), len(classes), image_size, dc)
-    spec = {
-        "task": "detect", "backbone": source.name, "arch": arch, "classes": classes,
-        "data_config": {"input_size": dc.input_size, "mean": list(dc.mean), "std": list(dc.std),
-                        "interpolation": dc.interpolation},
-    }  # fmt: skip
+    spec = spec_for("detect", source, arch, classes, dc)
     return DetectionModel(net, groups_over(source, body), spec)
 
 

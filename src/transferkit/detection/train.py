@@ -8,7 +8,6 @@ the best epoch is the one with the highest validation mAP@.5.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,14 +16,11 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from transferkit.data.sampler import EpochSampler
 from transferkit.detection.data import DetectionData, collate
 from transferkit.detection.model import DetectionModel
 from transferkit.engine.config import TrainConfig
-from transferkit.engine.optim import PER_STEP, build_optimizer, build_scheduler, param_groups
-from transferkit.engine.staged import StrategyTask, train_task
-from transferkit.engine.trainer import StepOutput, Trainer
-from transferkit.seeding import derive_seed
+from transferkit.engine.staged import DenseTask, train_task
+from transferkit.engine.trainer import StepOutput
 from transferkit.strategies.base import Strategy
 from transferkit.strategies.freezing import apply_bn_policy
 
@@ -52,48 +48,30 @@ def detection_metrics(predictions: list[dict[str, Tensor]], targets: list[dict[s
 def predict_boxes(model: DetectionModel, batches: Any) -> tuple[list[dict[str, Tensor]], list[dict[str, Tensor]]]:
     """(predictions, targets) over ``batches`` of (images, targets), on CPU."""
     model.eval()
+    device = next(model.parameters()).device
     predictions, targets = [], []
     with torch.inference_mode():
         for images, batch_targets in batches:
-            out = model(list(images))
+            out = model([image.to(device) for image in images])
             predictions += [{k: v.cpu() for k, v in p.items()} for p in out]
             targets += [{k: v.cpu() for k, v in t.items()} for t in batch_targets]
     return predictions, targets
 
 
-class DetectionTask(StrategyTask):
+class DetectionTask(DenseTask):
     """The detector's summed losses on (images, targets) batches; stages and freezing from a strategy."""
 
     name = "detect"
 
     def __init__(self, model: DetectionModel, strategy: Strategy, data: DetectionData, config: TrainConfig,
                  fabric: Any) -> None:  # fmt: skip
-        self.raw, self.strategy, self.data, self.config, self.fabric = model, strategy, data, config, fabric
-        self.groups = model.layer_groups()
-        self.stages = strategy.stages(config.epochs, len(self.groups))
-        model.to(fabric.device)
-        self.scheduler: Any = None
-        self.last: dict[str, Any] = {}
-
-    def enter_stage(self, trainer: Trainer, index: int) -> None:
-        stage = self.unfreeze_for(index)
-        optimizer = build_optimizer(param_groups(self.groups, self.raw.head, stage, self.config), self.config)
-        steps = math.ceil(len(self.data.train) / self.config.batch_size)
-        self.scheduler = build_scheduler(optimizer, self.config, stage.end - stage.start, steps)
-        self.module, self.optimizer = trainer.setup(self.raw, optimizer)
-
-    def _loader(self, dataset: Dataset, epoch: int, shuffle: bool) -> DataLoader:
-        sampler = EpochSampler(len(dataset), self.config.seed, shuffle, epoch=epoch, rank=self.fabric.global_rank,
-                               world_size=self.fabric.world_size)  # fmt: skip
-        generator = torch.Generator().manual_seed(derive_seed(self.config.seed, epoch, "loader"))
-        return DataLoader(dataset, batch_size=self.config.batch_size, sampler=sampler, collate_fn=collate,
-                          num_workers=self.config.num_workers, generator=generator)  # fmt: skip
+        self.attach(model, strategy, data, config, fabric)
 
     def batches(self, epoch: int) -> Any:
         self.module.train()
         apply_bn_policy(self.groups, self.config.train_bn, self.raw.net.backbone.body)
         device = self.fabric.device
-        for images, targets in self._loader(self.data.train, epoch, shuffle=True):
+        for images, targets in self.loader(self.data.train, epoch, shuffle=True, collate_fn=collate):
             yield [i.to(device) for i in images], [{k: v.to(device) for k, v in t.items()} for t in targets]
 
     def training_step(self, batch: tuple[list[Tensor], list[dict[str, Tensor]]]) -> StepOutput:
@@ -101,37 +79,11 @@ class DetectionTask(StrategyTask):
         losses = self.module(images, targets)
         return StepOutput(sum(losses.values()), len(images))
 
-    def after_step(self) -> None:
-        if self.scheduler is not None and self.config.scheduler in PER_STEP:
-            self.scheduler.step()
-
     def validate(self, epoch: int) -> dict[str, Any]:
-        predictions, targets = predict_boxes(self.raw, self._loader(self.data.val, 0, shuffle=False))
-        self.last = detection_metrics(predictions, targets)
-        if self.scheduler is not None and self.config.scheduler not in PER_STEP + ("plateau",):
-            self.scheduler.step()
+        batches = self.loader(self.data.val, 0, shuffle=False, collate_fn=collate)
+        self.last = detection_metrics(*predict_boxes(self.raw, batches))
+        self.step_epoch_scheduler(self.last["map_50"])
         return {"val_map": round(self.last["map"], 6), "val_map50": round(self.last["map_50"], 6)}
-
-    def weights(self) -> dict[str, Tensor]:
-        return self.raw.state_dict()
-
-    def load_weights(self, weights: dict[str, Tensor]) -> None:  # also before the first stage (resume)
-        self.raw.load_state_dict(weights)
-
-    def checkpoint(self) -> dict[str, Any]:
-        scheduler = self.scheduler.state_dict() if self.scheduler is not None else None
-        return {"state_dict": self.raw.state_dict(), "optimizer": self.optimizer.state_dict(), "scheduler": scheduler}
-
-    def restore(self, payload: dict[str, Any]) -> None:
-        self.optimizer.load_state_dict(payload["optimizer"])
-        if self.scheduler is not None and payload.get("scheduler") is not None:
-            self.scheduler.load_state_dict(payload["scheduler"])
-
-    def details(self) -> dict[str, Any]:
-        return {"classes": self.data.classes, **self.last}
-
-    def spec(self) -> dict[str, Any]:
-        return self.raw.spec()
 
 
 def fit_detector(

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
+from torch.utils.data import DataLoader
+
+from transferkit.data.sampler import EpochSampler
+from transferkit.engine.optim import PER_STEP
 from transferkit.engine.state import TrainState
 from transferkit.engine.trainer import TrainingTask
+from transferkit.seeding import derive_seed
 from transferkit.strategies.base import Stage, Strategy
 from transferkit.strategies.freezing import set_trainable
 
@@ -61,3 +68,70 @@ def train_task(
                       max_grad_norm=config.max_grad_norm, progress=config.progress, log=log,
                       precision=resolve_precision(config.precision, config.accelerator))  # fmt: skip
     return trainer.fit(task, config.epochs, TrainState(monitor, "max"))
+
+
+class DenseTask(StrategyTask):
+    """A strategy task over a whole model (segmentation, detection): one optimizer per stage over the
+    groups' and the head's parameters, its scheduler, and checkpoints of weights, optimizer and scheduler.
+
+    Subclasses call :meth:`attach` in ``__init__`` and define ``batches``, ``training_step``, ``validate``.
+    """
+
+    data: Any
+    fabric: Any
+    scheduler: Any = None
+
+    def attach(self, model: Any, strategy: Strategy, data: Any, config: Any, fabric: Any) -> None:
+        self.raw, self.strategy, self.data, self.config, self.fabric = model, strategy, data, config, fabric
+        self.groups = model.layer_groups()
+        self.stages = strategy.stages(config.epochs, len(self.groups))
+        self.last: dict[str, Any] = {}
+        model.to(fabric.device)
+
+    def enter_stage(self, trainer: Any, index: int) -> None:
+        from transferkit.engine.optim import build_optimizer, build_scheduler, param_groups
+
+        stage = self.unfreeze_for(index)
+        optimizer = build_optimizer(param_groups(self.groups, self.raw.head, stage, self.config), self.config)
+        steps = math.ceil(len(self.data.train) / self.config.batch_size)
+        self.scheduler = build_scheduler(optimizer, self.config, stage.end - stage.start, steps)
+        self.module, self.optimizer = trainer.setup(self.raw, optimizer)
+
+    def loader(self, dataset: Any, epoch: int, shuffle: bool, collate_fn: Callable | None = None) -> DataLoader:
+        """Epoch ``epoch``'s batches of ``dataset`` (order and augmentation seeded by it)."""
+        sampler = EpochSampler(len(dataset), self.config.seed, shuffle, epoch=epoch, rank=self.fabric.global_rank,
+                               world_size=self.fabric.world_size)  # fmt: skip
+        generator = torch.Generator().manual_seed(derive_seed(self.config.seed, epoch, "loader"))
+        return DataLoader(dataset, batch_size=self.config.batch_size, sampler=sampler, collate_fn=collate_fn,
+                          num_workers=self.config.num_workers, generator=generator)  # fmt: skip
+
+    def after_step(self) -> None:
+        if self.scheduler is not None and self.config.scheduler in PER_STEP:
+            self.scheduler.step()
+
+    def step_epoch_scheduler(self, monitored: float) -> None:
+        """Per-epoch schedulers step after validation (``plateau`` on the monitored metric, higher is better)."""
+        if self.scheduler is None or self.config.scheduler in PER_STEP:
+            return
+        self.scheduler.step(-monitored) if self.config.scheduler == "plateau" else self.scheduler.step()
+
+    def weights(self) -> dict[str, Any]:
+        return self.raw.state_dict()
+
+    def load_weights(self, weights: dict[str, Any]) -> None:  # also before the first stage (resume)
+        self.raw.load_state_dict(weights)
+
+    def checkpoint(self) -> dict[str, Any]:
+        scheduler = self.scheduler.state_dict() if self.scheduler is not None else None
+        return {"state_dict": self.raw.state_dict(), "optimizer": self.optimizer.state_dict(), "scheduler": scheduler}
+
+    def restore(self, payload: dict[str, Any]) -> None:
+        self.optimizer.load_state_dict(payload["optimizer"])
+        if self.scheduler is not None and payload.get("scheduler") is not None:
+            self.scheduler.load_state_dict(payload["scheduler"])
+
+    def details(self) -> dict[str, Any]:
+        return {"classes": self.data.classes, **self.last}
+
+    def spec(self) -> dict[str, Any]:
+        return self.raw.spec()

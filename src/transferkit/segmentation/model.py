@@ -16,38 +16,27 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from transferkit.backbones.base import DataConfig, LayerGroup, ModelBackbone
-from transferkit.backbones.encoder import copy_weights, groups_over, timm_name
+from transferkit.backbones.base import DataConfig, ModelBackbone
+from transferkit.backbones.encoder import EncoderModel, copy_weights, groups_over, spec_for, timm_name
 from transferkit.errors import ConfigError
 
 ARCHITECTURES = {"unet": "Unet", "fpn": "FPN", "deeplabv3plus": "DeepLabV3Plus"}
 
 
-class SegmentationModel(nn.Module):
+class SegmentationModel(EncoderModel):
     """``forward(images (N, 3, H, W)) -> logits (N, K, H, W)``; H and W multiples of 32."""
 
-    def __init__(self, net: nn.Module, groups: list[tuple[str, list[str]]], spec: dict[str, Any]) -> None:
-        super().__init__()
-        self.net = net
-        self._groups = groups
-        self.classes: list[str] = list(spec["classes"])
-        dc = spec["data_config"]
-        self.data_config = DataConfig(dc["input_size"], tuple(dc["mean"]), tuple(dc["std"]), dc["interpolation"])
-        self._spec = spec
+    @property
+    def encoder(self) -> nn.Module:
+        return self.net.encoder.model
 
     @property
     def head(self) -> nn.Module:
         """Everything outside the encoder: decoder and segmentation head (always trained)."""
         return nn.ModuleList([m for name, m in self.net.named_children() if name != "encoder"])
 
-    def layer_groups(self) -> list[LayerGroup]:
-        return [LayerGroup(name, self.net.encoder.model, names) for name, names in self._groups]
-
     def forward(self, images: Tensor) -> Tensor:
         return self.net(images)
-
-    def spec(self) -> dict[str, Any]:
-        return dict(self._spec)
 
 
 def _smp():
@@ -79,15 +68,7 @@ def build_segmenter(
     )
     copy_weights(source, net.encoder.model)
     groups = groups_over(source, net.encoder.model)
-    dc = data_config or source.data_config
-    spec = {
-        "task": "segment",
-        "backbone": source.name,
-        "arch": arch,
-        "classes": classes,
-        "data_config": {"input_size": dc.input_size, "mean": list(dc.mean), "std": list(dc.std),
-                        "interpolation": dc.interpolation},
-    }  # fmt: skip
+    spec = spec_for("segment", source, arch, classes, data_config or source.data_config)
     return SegmentationModel(net, groups, spec)
 
 

@@ -8,7 +8,6 @@ Metrics: per-class IoU (Jaccard) and Dice (F1 over pixels) by torchmetrics, thei
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,12 +17,9 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
-from transferkit.data.sampler import EpochSampler
 from transferkit.engine.config import TrainConfig
-from transferkit.engine.optim import PER_STEP, build_optimizer, build_scheduler, param_groups
-from transferkit.engine.staged import StrategyTask, train_task
-from transferkit.engine.trainer import StepOutput, Trainer
-from transferkit.seeding import derive_seed
+from transferkit.engine.staged import DenseTask, train_task
+from transferkit.engine.trainer import StepOutput
 from transferkit.segmentation.data import IGNORE, SegmentationData
 from transferkit.segmentation.model import SegmentationModel
 from transferkit.strategies.base import Strategy
@@ -64,7 +60,7 @@ def segmentation_metrics(preds: Tensor, masks: Tensor, num_classes: int) -> dict
     return {"miou": float(iou.mean()), "dice": float(dice.mean()), "iou": iou.tolist(), "dice_per_class": dice.tolist()}
 
 
-class SegmentationTask(StrategyTask):
+class SegmentationTask(DenseTask):
     """Dense cross-entropy + Dice on (image, mask) batches; stages and freezing from a strategy."""
 
     name = "segment"
@@ -73,73 +69,30 @@ class SegmentationTask(StrategyTask):
                  fabric: Any) -> None:  # fmt: skip
         from segmentation_models_pytorch.losses import DiceLoss
 
-        self.raw, self.strategy, self.data, self.config, self.fabric = model, strategy, data, config, fabric
-        self.groups = model.layer_groups()
-        self.stages = strategy.stages(config.epochs, len(self.groups))
-        model.to(fabric.device)
+        self.attach(model, strategy, data, config, fabric)
         weight = class_weights(data.pixel_counts()).to(fabric.device)
         self.ce = nn.CrossEntropyLoss(weight=weight, ignore_index=IGNORE)
         self.dice = DiceLoss("multiclass", ignore_index=IGNORE)
-        self.scheduler: Any = None
-        self.last: dict[str, Any] = {}
 
-    def enter_stage(self, trainer: Trainer, index: int) -> None:
-        stage = self.unfreeze_for(index)
-        optimizer = build_optimizer(param_groups(self.groups, self.raw.head, stage, self.config), self.config)
-        steps = math.ceil(len(self.data.train) / self.config.batch_size)
-        self.scheduler = build_scheduler(optimizer, self.config, stage.end - stage.start, steps)
-        self.module, self.optimizer = trainer.setup(self.raw, optimizer)
-
-    def _loader(self, dataset: Dataset, epoch: int, shuffle: bool) -> DataLoader:
-        sampler = EpochSampler(len(dataset), self.config.seed, shuffle, epoch=epoch, rank=self.fabric.global_rank,
-                               world_size=self.fabric.world_size)  # fmt: skip
-        generator = torch.Generator().manual_seed(derive_seed(self.config.seed, epoch, "loader"))
-        loader = DataLoader(dataset, batch_size=self.config.batch_size, sampler=sampler,
-                            num_workers=self.config.num_workers, generator=generator)  # fmt: skip
-        return self.fabric.setup_dataloaders(loader, use_distributed_sampler=False)
+    def _batches(self, dataset: Dataset, epoch: int, shuffle: bool) -> DataLoader:
+        return self.fabric.setup_dataloaders(self.loader(dataset, epoch, shuffle), use_distributed_sampler=False)
 
     def batches(self, epoch: int) -> DataLoader:
         self.module.train()
         apply_bn_policy(self.groups, self.config.train_bn, self.raw.net.encoder)
-        return self._loader(self.data.train, epoch, shuffle=True)
+        return self._batches(self.data.train, epoch, shuffle=True)
 
     def training_step(self, batch: tuple[Tensor, Tensor]) -> StepOutput:
         images, masks = batch
         logits = self.module(images)
         return StepOutput(self.ce(logits, masks) + self.dice(logits, masks), len(images))
 
-    def after_step(self) -> None:
-        if self.scheduler is not None and self.config.scheduler in PER_STEP:
-            self.scheduler.step()
-
     def validate(self, epoch: int) -> dict[str, Any]:
-        loss, self.last = score(self.module, self._loader(self.data.val, 0, shuffle=False), len(self.data.classes),
-                                self.ce)  # fmt: skip
-        if self.scheduler is not None and self.config.scheduler not in PER_STEP + ("plateau",):
-            self.scheduler.step()
+        batches = self._batches(self.data.val, 0, shuffle=False)
+        loss, self.last = score(self.module, batches, len(self.data.classes), self.ce)
+        self.step_epoch_scheduler(self.last["miou"])
         miou, dice = round(self.last["miou"], 6), round(self.last["dice"], 6)
         return {"val_loss": round(loss, 6), "val_miou": miou, "val_dice": dice}
-
-    def weights(self) -> dict[str, Tensor]:
-        return self.raw.state_dict()
-
-    def load_weights(self, weights: dict[str, Tensor]) -> None:  # also before the first stage (resume)
-        self.raw.load_state_dict(weights)
-
-    def checkpoint(self) -> dict[str, Any]:
-        scheduler = self.scheduler.state_dict() if self.scheduler is not None else None
-        return {"state_dict": self.raw.state_dict(), "optimizer": self.optimizer.state_dict(), "scheduler": scheduler}
-
-    def restore(self, payload: dict[str, Any]) -> None:
-        self.optimizer.load_state_dict(payload["optimizer"])
-        if self.scheduler is not None and payload.get("scheduler") is not None:
-            self.scheduler.load_state_dict(payload["scheduler"])
-
-    def details(self) -> dict[str, Any]:
-        return {"classes": self.data.classes, **self.last}
-
-    def spec(self) -> dict[str, Any]:
-        return self.raw.spec()
 
 
 def score(model: nn.Module, batches: Any, num_classes: int, criterion: nn.Module | None = None) -> tuple[float, dict]:

@@ -185,3 +185,18 @@ def test_an_interrupted_extraction_leaves_no_entry(tmp_path):
     backbone.forward_features = original
     features, _ = cache.train(0)
     assert len(features) == 24 and len(entries(tmp_path)) == 1
+
+
+def test_the_same_weights_computing_other_features_are_not_reused(tmp_path):
+    """A multi-depth view has the plain backbone's name and weights but other features: a new entry."""
+    from transferkit.backbones.multi_depth import MultiDepthBackbone, group_names
+
+    plain = run("feature-extraction", tmp_path)
+    torch.manual_seed(0)
+    backbone, data = tiny_data()
+    wide = MultiDepthBackbone(backbone, group_names(backbone))
+    cfg = config(epochs=3, head_solver="sgd", cache_dir=str(tmp_path))
+    result = train_classifier(data, wide, "feature-extraction", cfg, log=quiet)
+    assert plain.extra["cache_reused_images"] == 0 and result.extra["cache_reused_images"] == 0
+    widths = sorted(np.load(e / "features.npy", mmap_mode="r").shape[1] for e in entries(tmp_path))
+    assert widths == sorted([backbone.num_features] * 2 + [wide.num_features] * 2)

@@ -251,8 +251,9 @@ class FeatureCache:
         return {
             "format": FORMAT,
             "versions": [__version__, torch.__version__, timm.__version__],
-            "encoder": [getattr(self.backbone, "name", type(self.backbone).__name__), self._split],
+            "encoder": [getattr(self.backbone, "name", ""), type(self.backbone).__name__, self._split],
             "weights": weights_digest(encoder),
+            "computes": self._probe_digest(),  # what it outputs: wrappers of the same weights differ here
             "data": data,
             "rows": len(dataset),
             "rng": rng_digest() if random else None,
@@ -260,6 +261,26 @@ class FeatureCache:
             "compute": [str(self.autocast_dtype), self.kwargs["channels_last"], self.kwargs["batch_size"]],
             "device": self.fabric.device.type,
         }
+
+    def _probe_digest(self) -> str:
+        """SHA-256 of the encoder's output on a fixed random image (fp32, eval, rounded to fp16).
+
+        The same weights can compute different features (a multi-depth view pooling other layers, a
+        ``layer`` tap, custom code): this tells them apart. The global random state is not touched.
+        """
+        import hashlib
+
+        size = self.backbone.data_config.input_size
+        image = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0)).to(self.fabric.device)
+        encode = self.backbone.forward_features if self._split is None else self.backbone.split(self._split).bottom
+        was_training = self.backbone.training
+        self.backbone.eval()
+        try:
+            with torch.inference_mode():
+                out = encode(image).float().half().cpu()
+        finally:
+            self.backbone.train(was_training)
+        return hashlib.sha256(f"{tuple(out.shape)}".encode() + out.numpy().tobytes()).hexdigest()
 
     def bytes_needed(self, split: int | None) -> int:
         """Memory the cached train views and validation set would take (feature maps: from one probe image)."""

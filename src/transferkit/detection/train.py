@@ -8,7 +8,6 @@ the best epoch is the one with the highest validation mAP@.5.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,20 +18,11 @@ from torch.utils.data import DataLoader, Dataset
 from transferkit.detection.data import DetectionData, collate
 from transferkit.detection.model import DetectionModel
 from transferkit.engine.config import TrainConfig
-from transferkit.engine.staged import DenseTask, train_task
+from transferkit.engine.staged import DenseResult, DenseTask, fit_dense
 from transferkit.engine.trainer import StepOutput
 from transferkit.strategies.base import Strategy
-from transferkit.strategies.freezing import apply_bn_policy
 
-
-@dataclass
-class DetectionResult:
-    model: DetectionModel
-    history: list[dict[str, Any]]
-    best_epoch: int
-    metrics: dict[str, Any]
-    run_dir: Path | None = None
-    train_seconds: float = 0.0
+DetectionResult = DenseResult
 
 
 def detection_metrics(predictions: list[dict[str, Tensor]], targets: list[dict[str, Tensor]]) -> dict[str, float]:
@@ -68,8 +58,7 @@ class DetectionTask(DenseTask):
         self.attach(model, strategy, data, config, fabric)
 
     def batches(self, epoch: int) -> Any:
-        self.module.train()
-        apply_bn_policy(self.groups, self.config.train_bn, self.raw.net.backbone.body)
+        self.train_mode()
         device = self.fabric.device
         for images, targets in self.loader(self.data.train, epoch, shuffle=True, collate_fn=collate):
             yield [i.to(device) for i in images], [{k: v.to(device) for k, v in t.items()} for t in targets]
@@ -95,20 +84,13 @@ def fit_detector(
     resume: bool = False,
     log=print,
 ) -> DetectionResult:
-    """Train ``model`` on ``data``; the epoch with the best validation mAP@.5 is kept (and saved in ``out``)."""
+    """Train ``model`` on ``data``; the epoch with the best validation mAP@.5 is kept (and saved in ``out``).
+    One process (torchvision's detectors take lists of images; DDP for them is not built)."""
     from transferkit.engine.distributed import local_fabric
-    from transferkit.strategies import create_strategy
 
     config = config or TrainConfig()
-    torch.manual_seed(config.seed)
-    strat = create_strategy(strategy) if isinstance(strategy, str) else strategy
     fabric = local_fabric("cpu" if config.accelerator == "cpu" or not torch.cuda.is_available() else "cuda")
-    task = DetectionTask(model, strat, data, config, fabric)
-    run_dir = Path(out) if out is not None else None
-    state = train_task(task, config, fabric, "val_map50", run_dir, resume, log)
-    best = next(r for r in state.history if r["epoch"] == state.best_epoch)
-    metrics = {"val_map": best["val_map"], "val_map50": best["val_map50"]}
-    return DetectionResult(model, state.history, state.best_epoch, metrics, run_dir, state.train_seconds)
+    return fit_dense(DetectionTask, model, data, strategy, config, fabric, "val_map50", out, resume, log)
 
 
 def evaluate_detector(model: DetectionModel, dataset: Dataset, batch_size: int = 8) -> dict[str, float]:

@@ -262,6 +262,17 @@ class FeatureCache:
             "device": self.fabric.device.type,
         }
 
+    def _frozen_output(self, image: Tensor, split: int | None) -> Tensor:
+        """The frozen part's output (pooled features, or the first ``split`` groups' maps) on ``image``, in eval."""
+        encode = self.backbone.forward_features if split is None else self.backbone.split(split).bottom
+        was_training = self.backbone.training
+        self.backbone.eval()
+        try:
+            with torch.inference_mode():
+                return encode(image.to(self.fabric.device))
+        finally:
+            self.backbone.train(was_training)
+
     def _probe_digest(self) -> str:
         """SHA-256 of the encoder's output on a fixed random image (fp32, eval, rounded to fp16).
 
@@ -271,15 +282,8 @@ class FeatureCache:
         import hashlib
 
         size = self.backbone.data_config.input_size
-        image = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0)).to(self.fabric.device)
-        encode = self.backbone.forward_features if self._split is None else self.backbone.split(self._split).bottom
-        was_training = self.backbone.training
-        self.backbone.eval()
-        try:
-            with torch.inference_mode():
-                out = encode(image).float().half().cpu()
-        finally:
-            self.backbone.train(was_training)
+        image = torch.rand(1, 3, size, size, generator=torch.Generator().manual_seed(0))
+        out = self._frozen_output(image, self._split).float().half().cpu()
         return hashlib.sha256(f"{tuple(out.shape)}".encode() + out.numpy().tobytes()).hexdigest()
 
     def bytes_needed(self, split: int | None) -> int:
@@ -287,16 +291,7 @@ class FeatureCache:
         rows = sum(len(v) for v in self.views) + (len(self.val) if self.val is not None else 0)
         if split is None:
             return int(self.backbone.num_features) * 4 * rows
-        image = self.views[0][0][0].unsqueeze(0).to(self.fabric.device)
-        was_training = self.backbone.training
-        self.backbone.eval()
-        encode = self.backbone.split(split).bottom
-        try:
-            with torch.inference_mode():
-                out = encode(image)
-        finally:
-            self.backbone.train(was_training)
-        return out.numel() * 4 * rows  # stored as float32
+        return self._frozen_output(self.views[0][0][0].unsqueeze(0), split).numel() * 4 * rows  # stored as float32
 
     def train(self, epoch: int, split: int | None = None) -> tuple[Tensor, Tensor]:
         self._use(split)

@@ -226,8 +226,18 @@ class ClassificationTask(StrategyTask):
                 self.cached(self.level, epoch)
 
     def loader(self, dataset: Dataset, epoch: int, shuffle: bool = True) -> DataLoader:
-        if self.config.num_workers > 0 and not isinstance(dataset, TensorDataset):
-            return self._persistent_loader(dataset, epoch, shuffle)
+        """Epoch ``epoch``'s batches of ``dataset``.
+
+        With loader workers (images, not cached tensors) one loader serves the whole run, so its workers
+        start once; its items are seeded by ``(seed, epoch, index)`` (:class:`EpochItems`), so the batches
+        do not depend on the number of workers and a resumed run sees the same ones.
+        """
+        persistent = self.config.num_workers > 0 and not isinstance(dataset, TensorDataset)
+        key = (id(dataset), shuffle)
+        if persistent and key in self._loaders:
+            sampler, loader = self._loaders[key]
+            sampler.epoch = epoch
+            return loader
         sampler = EpochSampler(
             len(dataset),
             seed=self.config.seed,
@@ -236,44 +246,23 @@ class ClassificationTask(StrategyTask):
             rank=self.fabric.global_rank,
             world_size=self.fabric.world_size,
             epoch=epoch,
+            keyed=persistent,
         )
         loader = DataLoader(
-            dataset,
+            EpochItems(dataset, self.config.seed) if persistent else dataset,
             batch_size=self.config.batch_size,
             sampler=sampler,
             num_workers=0 if isinstance(dataset, TensorDataset) else self.config.num_workers,
+            persistent_workers=persistent,
             pin_memory=self.fabric.device.type == "cuda" and not isinstance(dataset, TensorDataset),
             generator=torch.Generator().manual_seed(derive_seed(self.config.seed, epoch, "loader")),
             # a last training batch of one image breaks BatchNorm in heads (MLP) and carries no statistics
             drop_last=shuffle and _lone_last_batch(len(sampler), self.config.batch_size),
         )
-        return self.fabric.setup_dataloaders(loader, use_distributed_sampler=False)
-
-    def _persistent_loader(self, dataset: Dataset, epoch: int, shuffle: bool) -> DataLoader:
-        """One loader per dataset for the whole run: its workers start once, not every epoch.
-
-        Items are seeded by ``(seed, epoch, index)`` (:class:`EpochItems`), so the batches do not
-        depend on the number of workers, and a resumed run sees the same ones.
-        """
-        key = (id(dataset), shuffle)
-        if key not in self._loaders:
-            sampler = EpochSampler(
-                len(dataset), self.config.seed, shuffle, self.sample_weights if shuffle else None,
-                self.fabric.global_rank, self.fabric.world_size, epoch, keyed=True,
-            )  # fmt: skip
-            loader = DataLoader(
-                EpochItems(dataset, self.config.seed),
-                batch_size=self.config.batch_size,
-                sampler=sampler,
-                num_workers=self.config.num_workers,
-                persistent_workers=True,
-                pin_memory=self.fabric.device.type == "cuda",
-                drop_last=shuffle and _lone_last_batch(len(sampler), self.config.batch_size),
-            )
-            self._loaders[key] = (sampler, self.fabric.setup_dataloaders(loader, use_distributed_sampler=False))
-        sampler, loader = self._loaders[key]
-        sampler.epoch = epoch
-        return loader
+        wrapped = self.fabric.setup_dataloaders(loader, use_distributed_sampler=False)
+        if persistent:
+            self._loaders[key] = (sampler, wrapped)
+        return wrapped
 
     def steps_per_epoch(self) -> int:
         per_rank = math.ceil(len(self.train_set) / self.fabric.world_size)

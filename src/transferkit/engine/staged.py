@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ from transferkit.engine.state import TrainState
 from transferkit.engine.trainer import TrainingTask
 from transferkit.seeding import derive_seed
 from transferkit.strategies.base import Stage, Strategy
-from transferkit.strategies.freezing import set_trainable
+from transferkit.strategies.freezing import apply_bn_policy, set_trainable
 
 
 class StrategyTask(TrainingTask):
@@ -97,6 +98,11 @@ class DenseTask(StrategyTask):
         self.scheduler = build_scheduler(optimizer, self.config, stage.end - stage.start, steps)
         self.module, self.optimizer = trainer.setup(self.raw, optimizer)
 
+    def train_mode(self) -> None:
+        """Training mode, frozen groups (and all of a frozen encoder) in eval (see ``apply_bn_policy``)."""
+        self.module.train()
+        apply_bn_policy(self.groups, self.config.train_bn, self.raw.encoder)
+
     def loader(self, dataset: Any, epoch: int, shuffle: bool, collate_fn: Callable | None = None) -> DataLoader:
         """Epoch ``epoch``'s batches of ``dataset`` (order and augmentation seeded by it)."""
         sampler = EpochSampler(len(dataset), self.config.seed, shuffle, epoch=epoch, rank=self.fabric.global_rank,
@@ -135,3 +141,41 @@ class DenseTask(StrategyTask):
 
     def spec(self) -> dict[str, Any]:
         return self.raw.spec()
+
+
+@dataclass
+class DenseResult:
+    """A dense-task run: the model with its best epoch's weights, the history, the best epoch's metrics."""
+
+    model: Any
+    history: list[dict[str, Any]]
+    best_epoch: int
+    metrics: dict[str, Any]
+    run_dir: Path | None = None
+    train_seconds: float = 0.0
+
+
+def fit_dense(
+    task_class: type[DenseTask],
+    model: Any,
+    data: Any,
+    strategy: str | Strategy,
+    config: Any,
+    fabric: Any,
+    monitor: str,
+    out: str | Path | None = None,
+    resume: bool = False,
+    log: Callable[[str], None] = print,
+) -> DenseResult:
+    """Train ``task_class(model, strategy, data, config, fabric)``; the epoch with the highest ``monitor`` is kept
+    (and saved in ``out``). ``metrics`` holds the best row's validation columns."""
+    from transferkit.strategies import create_strategy
+
+    torch.manual_seed(config.seed)
+    strat = create_strategy(strategy) if isinstance(strategy, str) else strategy
+    task = task_class(model, strat, data, config, fabric)
+    run_dir = Path(out) if out is not None else None
+    state = train_task(task, config, fabric, monitor, run_dir, resume, log)
+    best = next(r for r in state.history if r["epoch"] == state.best_epoch)
+    metrics = {k: v for k, v in best.items() if k.startswith("val_")}
+    return DenseResult(model, state.history, state.best_epoch, metrics, run_dir, state.train_seconds)

@@ -8,7 +8,6 @@ Metrics: per-class IoU (Jaccard) and Dice (F1 over pixels) by torchmetrics, thei
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,25 +17,16 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from transferkit.engine.config import TrainConfig
-from transferkit.engine.staged import DenseTask, train_task
+from transferkit.engine.staged import DenseResult, DenseTask, fit_dense
 from transferkit.engine.trainer import StepOutput
 from transferkit.segmentation.data import IGNORE, SegmentationData
 from transferkit.segmentation.model import SegmentationModel
 from transferkit.strategies.base import Strategy
-from transferkit.strategies.freezing import apply_bn_policy
 
 SegmentationConfig = TrainConfig  # the same optimisation options; the monitor is val_miou
 
 
-@dataclass
-class SegmentationResult:
-    model: SegmentationModel
-    history: list[dict[str, Any]]
-    best_epoch: int
-    metrics: dict[str, Any]
-    run_dir: Path | None = None
-    train_seconds: float = 0.0
-    test_metrics: dict[str, Any] | None = field(default=None)
+SegmentationResult = DenseResult
 
 
 def class_weights(pixel_counts: np.ndarray) -> Tensor:
@@ -78,8 +68,7 @@ class SegmentationTask(DenseTask):
         return self.fabric.setup_dataloaders(self.loader(dataset, epoch, shuffle), use_distributed_sampler=False)
 
     def batches(self, epoch: int) -> DataLoader:
-        self.module.train()
-        apply_bn_policy(self.groups, self.config.train_bn, self.raw.net.encoder)
+        self.train_mode()
         return self._batches(self.data.train, epoch, shuffle=True)
 
     def training_step(self, batch: tuple[Tensor, Tensor]) -> StepOutput:
@@ -121,18 +110,10 @@ def fit_segmenter(
 ) -> SegmentationResult:
     """Train ``model`` on ``data``; the epoch with the best ``val_miou`` is kept (and saved in ``out``)."""
     from transferkit.engine.distributed import make_fabric
-    from transferkit.strategies import create_strategy
 
     config = config or TrainConfig()
-    torch.manual_seed(config.seed)
-    strat = create_strategy(strategy) if isinstance(strategy, str) else strategy
     fabric = make_fabric(config)
-    task = SegmentationTask(model, strat, data, config, fabric)
-    run_dir = Path(out) if out is not None else None
-    state = train_task(task, config, fabric, "val_miou", run_dir, resume, log)
-    best = next(r for r in state.history if r["epoch"] == state.best_epoch)
-    metrics = {"val_miou": best["val_miou"], "val_dice": best["val_dice"]}
-    return SegmentationResult(model, state.history, state.best_epoch, metrics, run_dir, state.train_seconds)
+    return fit_dense(SegmentationTask, model, data, strategy, config, fabric, "val_miou", out, resume, log)
 
 
 def evaluate_segmenter(model: SegmentationModel, dataset: Dataset, batch_size: int = 8) -> dict[str, Any]:

@@ -140,6 +140,14 @@ def row_probe(n: int, image_size: int) -> dict:
 
 
 ROWS = {"extract": row_extract, "partial": row_partial, "probe": row_probe}
+ROW_TASK = {"extract": "extract", "partial": "partial_fine_tune_epoch", "probe": "multi_depth_probe"}
+
+
+def kept_rows(out: Path, tasks: set[str]) -> list[dict]:
+    """The rows of ``tasks`` from an earlier results file: ``--skip`` reruns some rows, keeps the others."""
+    if not tasks or not out.is_file():
+        return []
+    return [row for row in json.loads(out.read_text())["rows"] if row["task"] in tasks]
 
 
 def child(task: str, n: int, image_size: int) -> None:
@@ -181,6 +189,7 @@ def main() -> None:
     rows = [run_child(task, n, args.image_size) for task in ("extract", "partial") if task not in skip for n in sizes]
     if "probe" not in skip:
         rows.append(run_child("probe", max(sizes), args.image_size))
+    rows += kept_rows(args.out, {ROW_TASK[task] for task in skip})
     extract = {r["n"]: r for r in rows if r["task"] == "extract"}
     partial = {r["n"]: r for r in rows if r["task"] == "partial_fine_tune_epoch"}
     largest, smallest = max(sizes), min(sizes)

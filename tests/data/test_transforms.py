@@ -41,3 +41,48 @@ def test_dataset_mean_std_matches_numpy():
     pixels = images.numpy().astype(np.float64) / 255
     assert np.allclose(mean, pixels.mean(axis=(0, 2, 3)), atol=1e-6)
     assert np.allclose(std, pixels.std(axis=(0, 2, 3)), atol=1e-6)
+
+
+@pytest.mark.parametrize("preset", ["none", "light", "strong", "microscopy"])
+@pytest.mark.parametrize("train", [False, True])
+def test_a_gray_plane_shown_as_three_channels_transforms_like_three_real_copies(preset, train):
+    """The shared-plane shortcut must not change a single value nor the random stream: the same
+    seed on an expanded plane and on three materialised copies gives identical outputs."""
+    transform = build_transforms(preset, 12, (0.5, 0.4, 0.3), (0.2, 0.25, 0.3), train=train)
+    plane = torch.rand(1, 20, 30)
+    outputs = []
+    for image in (plane.expand(3, -1, -1), plane.repeat(3, 1, 1)):
+        torch.manual_seed(7)
+        outputs.append(torch.stack([transform(image) for _ in range(5)]))
+    torch.testing.assert_close(outputs[0], outputs[1], rtol=0, atol=1e-6)
+
+
+def test_shared_plane_resize_runs_once_not_three_times():
+    calls = []
+    from transferkit.data.transforms import SharedChannels
+
+    class Spy(torch.nn.Module):
+        def forward(self, image):
+            calls.append(image.shape[0])
+            return image
+
+    SharedChannels(Spy())(torch.rand(1, 4, 4).expand(3, -1, -1))
+    SharedChannels(Spy())(torch.rand(3, 4, 4))
+    assert calls == [1, 3]
+
+
+def test_transform_batch_equals_one_call_per_image_in_order():
+    from transferkit.backbones import DataConfig
+    from transferkit.data.transforms import eval_transform, transform_batch
+
+    transform = eval_transform(DataConfig(12, (0.5, 0.4, 0.3), (0.2, 0.25, 0.3)))
+    gray = torch.rand(1, 20, 30)
+    images = [
+        torch.rand(3, 20, 30),
+        gray.expand(3, -1, -1),
+        torch.rand(3, 7, 9),
+        torch.rand(3, 20, 30),
+        gray.repeat(3, 1, 1),
+    ]
+    expected = torch.stack([transform(image) for image in images])
+    torch.testing.assert_close(transform_batch(transform, images), expected, rtol=0, atol=1e-6)

@@ -131,3 +131,67 @@ def test_concurrent_requests_are_answered_from_shared_forward_passes_with_the_si
     assert sizes[0] == 1 and sum(sizes) == 9 and max(sizes) > 1  # the 8 concurrent ones shared passes
     probs = lambda r: {p["class"]: p["probability"] for p in r["predictions"]}  # noqa: E731
     assert probs(together[0]) == pytest.approx(probs(alone), abs=1e-5)
+
+
+def _post_together(app, bodies):
+    import asyncio
+
+    import httpx
+
+    async def post_all():
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            send = [client.post("/predict", content=b, headers={"content-type": "image/png"}) for b in bodies]
+            return await asyncio.gather(*send)
+
+    return asyncio.run(post_all())
+
+
+def test_a_corrupt_upload_in_a_shared_batch_fails_alone():
+    torch.manual_seed(0)
+    model = build_model(make_tiny_backbone(), 3, ["a", "b", "c"]).eval()
+    app = create_app(model, top_k=3, max_batch=16, max_wait_ms=300)
+    good = _png((18, 20))
+    alone = TestClient(create_app(model, top_k=3)).post("/predict", content=good, headers={"content-type": "image/png"})
+    responses = _post_together(app, [good, b"\x89PNG\r\n\x1a\n" + b"x" * 40, good])
+    assert [r.status_code for r in responses] == [200, 422, 200]
+    assert "good.png" not in responses[1].json()["detail"] and "upload" in responses[1].json()["detail"]
+    assert max(app.state.batcher.batch_sizes) == 3  # the bad one was in the same pass
+    assert responses[0].json()["predictions"] == responses[2].json()["predictions"]
+    first = {p["class"]: p["probability"] for p in responses[0].json()["predictions"]}
+    assert first == pytest.approx({p["class"]: p["probability"] for p in alone.json()["predictions"]}, abs=1e-5)
+
+
+def test_in_flight_batches_run_side_by_side():
+    """With in_flight=2 two forward passes must overlap: each waits at a 2-party barrier inside the
+    network, which only a second concurrent pass can release (one batch at a time would time out)."""
+    import threading
+
+    torch.manual_seed(0)
+    model = build_model(make_tiny_backbone(), 3, ["a", "b", "c"]).eval()
+    barrier = threading.Barrier(2, timeout=20)
+
+    def meet(_module, _inputs):
+        barrier.wait()  # returns an index; a pre-hook must return None to keep the inputs
+
+    model.register_forward_pre_hook(meet)
+    app = create_app(model, top_k=3, max_batch=1, max_wait_ms=0, in_flight=2)
+    responses = _post_together(app, [_png((16, 20)), _png((17, 21))])
+    assert [r.status_code for r in responses] == [200, 200]
+    assert app.state.batcher.forward_passes == 2
+
+
+def test_a_large_photo_gets_the_numbers_of_the_plain_transform():
+    from transferkit.data.images import load_image
+    from transferkit.data.transforms import eval_transform
+
+    torch.manual_seed(0)
+    model = build_model(make_tiny_backbone(), 3, ["a", "b", "c"]).eval()
+    body = _png((300, 200))  # far more pixels than the input size: resized as soon as it is decoded
+    response = TestClient(create_app(model, top_k=3)).post(
+        "/predict", content=body, headers={"content-type": "image/png"}
+    )
+    with torch.inference_mode():
+        expected = model(eval_transform(model.data_config)(load_image(body))[None]).softmax(1)[0]
+    got = {p["class"]: p["probability"] for p in response.json()["predictions"]}
+    assert got == pytest.approx(dict(zip(model.classes, expected.tolist())), abs=1e-5)

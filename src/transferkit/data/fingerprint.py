@@ -65,10 +65,16 @@ def _transforms(dataset: Dataset) -> list[Any]:
     return found + (_transforms(inner) if inner is not None else [])
 
 
+def _steps(transform: Any) -> list[Any]:
+    """The leaf steps of a transform: through ``Compose`` and ``SharedChannels`` wrappers."""
+    if hasattr(transform, "transforms"):
+        return [leaf for step in transform.transforms for leaf in _steps(step)]
+    if type(transform).__name__ == "SharedChannels":
+        return _steps(transform.inner)
+    return [transform]
+
+
 def is_random(dataset: Dataset) -> bool:
     """Whether an item may differ between two reads (a random augmentation, or a transform not known)."""
-    for transform in filter(None, _transforms(dataset)):
-        steps = getattr(transform, "transforms", [transform])
-        if any(type(step).__name__ not in DETERMINISTIC for step in steps):
-            return True
-    return False
+    steps = [leaf for transform in filter(None, _transforms(dataset)) for leaf in _steps(transform)]
+    return any(type(step).__name__ not in DETERMINISTIC for step in steps)

@@ -42,16 +42,17 @@ def _to_unit_float(array: np.ndarray) -> np.ndarray:
     return (array - low) / (high - low) if high > low else np.zeros_like(array)
 
 
-def _to_three_channels(array: np.ndarray) -> np.ndarray:
+def _to_planes(array: np.ndarray) -> np.ndarray:
+    """(H, W, 1) for gray (alpha dropped), (H, W, 3) for colour."""
     if array.ndim == 2:
-        return np.repeat(array[:, :, None], 3, axis=2)
+        return array[:, :, None]
     if array.ndim == 3 and array.shape[0] in (1, 3, 4) and array.shape[2] not in (1, 2, 3, 4):
         array = np.moveaxis(array, 0, -1)  # channels-first TIFF
     if array.ndim != 3:
         raise ValueError(f"expected a 2-D image, got an array of shape {array.shape}")
     channels = array.shape[2]
-    if channels in (1, 2):  # gray, or gray + alpha
-        return np.repeat(array[:, :, :1], 3, axis=2)
+    if channels in (1, 2):  # gray, or gray + alpha: one plane, shown as three by load_image
+        return array[:, :, :1]
     if channels in (3, 4):  # RGB, or RGBA: alpha dropped
         return array[:, :, :3]
     raise ValueError(f"{channels} channels; transferkit reads 1 (gray), 3 (RGB) or 4 (RGBA)")
@@ -96,6 +97,9 @@ TIFF_MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
 def load_image(source: str | Path | bytes, max_pixels: int = DEFAULT_MAX_PIXELS, name: str | None = None) -> Tensor:
     """Decode a file (or the bytes of one) to a (3, H, W) float32 tensor in [0, 1].
 
+    A grayscale image is one plane shown as three channels (``expand``: resizing it costs a third, see
+    ``transforms.SharedChannels``); ``clone()`` it before writing into it in place.
+
     Args:
         source: Path, or the encoded bytes (e.g. an HTTP upload).
         max_pixels: Decompression-bomb guard, checked from the header before decoding.
@@ -115,7 +119,7 @@ def load_image(source: str | Path | bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
         is_tiff = label.suffix.lower() in (".tif", ".tiff")
     try:
         array = _read_tiff(handle, max_pixels) if is_tiff else _read_pillow(handle, max_pixels)
-        array = _to_three_channels(_to_unit_float(np.asarray(array)))
+        array = _to_planes(_to_unit_float(np.asarray(array)))
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise BadImageError(label, f"decompression-bomb guard: {exc}") from None
     except UnidentifiedImageError:
@@ -128,4 +132,5 @@ def load_image(source: str | Path | bytes, max_pixels: int = DEFAULT_MAX_PIXELS,
         raise BadImageError(label, "decoding needs more memory than is available") from None
     except Exception as exc:  # noqa: BLE001 - malformed files reach odd corners of decoders
         raise BadImageError(label, f"decoder error ({type(exc).__name__}: {exc})") from None
-    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
+    image = torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))
+    return image.expand(3, -1, -1) if image.shape[0] == 1 else image  # gray: one plane, three views of it

@@ -33,6 +33,50 @@ class RandomRot90(nn.Module):
         return torch.rot90(image, k, dims=(-2, -1)) if k else image
 
 
+def _shared_plane(image: Tensor) -> bool:
+    """Whether ``image`` (…, 3, H, W) is one gray plane shown as three channels (``expand``: stride 0)."""
+    return type(image) is Tensor and image.ndim >= 3 and image.shape[-3] == 3 and image.stride(-3) == 0
+
+
+class SharedChannels(nn.Module):
+    """Run ``inner`` once on a grayscale image (or batch) shown as three channels of one plane and show
+    the result the same way: a third of the work, the same output. Other images go through ``inner``
+    unchanged. Geometric transforms draw their parameters from the size only, so the random state
+    advances exactly as on three channels."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, image: Tensor) -> Tensor:
+        if _shared_plane(image):
+            out = self.inner(image[..., :1, :, :])
+            return out.expand(*out.shape[:-3], 3, *out.shape[-2:])
+        return self.inner(image)
+
+
+def transform_batch(transform: nn.Module, images: list[Tensor]) -> Tensor:
+    """``torch.stack([transform(x) for x in images])`` for a deterministic (evaluation) transform, with one
+    call per distinct image size instead of one per image (torchvision's kernels take batches): what a
+    server or a predictor does with a list of decoded images. Gray planes stay shared until normalised."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, image in enumerate(images):
+        groups.setdefault((*image.shape, _shared_plane(image)), []).append(i)
+    out: Tensor | None = None
+    for key, members in groups.items():
+        if key[-1]:  # gray: stack the planes, show them as three channels
+            batch = torch.stack([images[i][:1] for i in members]).expand(-1, 3, -1, -1)
+        else:
+            batch = torch.stack([images[i] for i in members])
+        result = transform(batch)
+        if out is None:
+            out = result.new_empty((len(images), *result.shape[1:]))
+        out[members] = result
+    if out is None:
+        raise ValueError("transform_batch needs at least one image")
+    return out
+
+
 def _interp(name: str) -> T.InterpolationMode:
     return T.InterpolationMode(name) if name in {m.value for m in T.InterpolationMode} else T.InterpolationMode.BILINEAR
 
@@ -50,17 +94,17 @@ def build_transforms(
     if preset not in PRESETS:
         raise ConfigError(f"No augmentation preset {preset!r}. Available: {', '.join(PRESETS)}.")
     interp = _interp(interpolation)
-    resize = [T.Resize((size, size), interpolation=interp, antialias=True)]
+    resize = [SharedChannels(T.Resize((size, size), interpolation=interp, antialias=True))]
     if not train or preset == "none":
         steps: list[nn.Module] = list(resize)
     elif preset == "light":
         steps = [
-            T.RandomResizedCrop(size, scale=(0.7, 1.0), interpolation=interp, antialias=True),
+            SharedChannels(T.RandomResizedCrop(size, scale=(0.7, 1.0), interpolation=interp, antialias=True)),
             T.RandomHorizontalFlip(),
         ]
     elif preset == "strong":
         steps = [
-            T.RandomResizedCrop(size, scale=(0.25, 1.0), interpolation=interp, antialias=True),
+            SharedChannels(T.RandomResizedCrop(size, scale=(0.25, 1.0), interpolation=interp, antialias=True)),
             T.RandomHorizontalFlip(),
             T.TrivialAugmentWide(interpolation=interp),
         ]

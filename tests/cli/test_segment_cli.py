@@ -56,7 +56,7 @@ def test_detect_fit_evaluate_and_count(tmp_path):
     fitted = runner.invoke(app, ["detect", "fit", str(data), *net, "--epochs", "1", "--batch-size", "4",
                                  "--out", str(out), "--no-progress"])  # fmt: skip
     assert fitted.exit_code == 0, fitted.output
-    assert "val mAP@.5" in fitted.output and (out / "best.pt").is_file()
+    assert "val box mAP@.5" in fitted.output and (out / "best.pt").is_file()
     scored = runner.invoke(app, ["detect", "evaluate", str(out / "best.pt"), str(data)])
     assert scored.exit_code == 0, scored.output
     assert "mAP@.5" in scored.output
@@ -70,3 +70,50 @@ def test_detect_fit_evaluate_and_count(tmp_path):
     counts = list(csv.DictReader((tmp_path / "found_counts.csv").open()))
     assert len(counts) == 1 and int(counts[0]["total"]) == len(found)  # every listed box is counted
     assert all(0 <= float(r["x1"]) <= float(r["x2"]) <= 70.5 and float(r["y2"]) <= 90.5 for r in found)
+
+
+def test_maskrcnn_on_16_bit_crystals_reports_mask_map_and_measures_each_instance(tmp_path):
+    import tifffile
+
+    from transferkit.detection.crystals import write_crystals
+
+    data = write_crystals(tmp_path / "data", {"train": 4, "val": 2}, size=64)
+    out = tmp_path / "run"
+    net = ["--backbone", "resnet18", "--weights", "none", "--image-size", "64", "--arch", "maskrcnn"]
+    fitted = runner.invoke(app, ["detect", "fit", str(data), *net, "--epochs", "1", "--batch-size", "2",
+                                 "--out", str(out), "--no-progress"])  # fmt: skip
+    assert fitted.exit_code == 0, fitted.output
+    assert "mask mAP@.5" in fitted.output
+    scored = runner.invoke(app, ["detect", "evaluate", str(out / "best.pt"), str(data / "val")])
+    assert scored.exit_code == 0 and "mask mAP@.5" in scored.output, scored.output
+    big = tmp_path / "big.tif"  # 16-bit, twice the training size: areas come back in its own pixels
+    tifffile.imwrite(
+        big, np.kron(tifffile.imread(next((data / "val" / "images").iterdir())), np.ones((2, 2), np.uint16))
+    )
+    found_csv = tmp_path / "found.csv"
+    predicted = runner.invoke(app, ["detect", "predict", str(out / "best.pt"), str(big), "--out", str(found_csv),
+                                    "--min-score", "0"])  # fmt: skip
+    assert predicted.exit_code == 0, predicted.output
+    for row in csv.DictReader(found_csv.open()):
+        box_area = (float(row["x2"]) - float(row["x1"])) * (float(row["y2"]) - float(row["y1"]))
+        # a mask is pasted into its box grown by torchvision's one-cell border (30/28 per side): ≤ 1.15× + edges
+        assert 0 <= float(row["area_px"]) <= box_area * 1.3 + 16
+
+
+def test_keypointrcnn_fit_reports_pck_and_predict_writes_each_keypoint(tmp_path):
+    from transferkit.detection.crystals import write_crystals
+
+    data = write_crystals(tmp_path / "data", {"train": 4, "val": 2}, size=64, seed=3)
+    out = tmp_path / "run"
+    net = ["--backbone", "resnet18", "--weights", "none", "--image-size", "64", "--arch", "keypointrcnn"]
+    fitted = runner.invoke(app, ["detect", "fit", str(data), *net, "--epochs", "1", "--batch-size", "2",
+                                 "--out", str(out), "--no-progress"])  # fmt: skip
+    assert fitted.exit_code == 0, fitted.output
+    assert "PCK@0.1" in fitted.output and "OKS" in fitted.output
+    found_csv = tmp_path / "found.csv"
+    image = next((data / "val" / "images").iterdir())
+    predicted = runner.invoke(app, ["detect", "predict", str(out / "best.pt"), str(image), "--out", str(found_csv),
+                                    "--min-score", "0"])  # fmt: skip
+    assert predicted.exit_code == 0, predicted.output
+    header = found_csv.read_text().splitlines()[0].split(",")
+    assert header[-4:] == ["tip_left_x", "tip_left_y", "tip_right_x", "tip_right_y"]

@@ -11,7 +11,11 @@ def fit(
     data: Path = typer.Argument(..., help="images/ + annotations.json (COCO) or labels/ (YOLO), or train/ val/."),
     backbone: str = typer.Option("efficientnet_lite0", help="A timm backbone (the FPN's stages)."),
     weights: str = typer.Option("imagenet", help="imagenet (offline caches only), none, or a weights file."),
-    arch: str = typer.Option("fasterrcnn", help="fasterrcnn or retinanet (torchvision)."),
+    arch: str = typer.Option(
+        "fasterrcnn",
+        help="fasterrcnn, retinanet, fcos, maskrcnn (instance masks from COCO polygons/RLE) or keypointrcnn "
+        "(COCO keypoints).",
+    ),
     strategy: str = typer.Option("fine-tune", help="fine-tune, partial, discriminative, progressive..."),
     epochs: int = typer.Option(25),
     lr: float = typer.Option(1e-3),
@@ -24,21 +28,32 @@ def fit(
     resume: bool = typer.Option(False, help="Continue the run in --out from its last finished epoch."),
     progress: bool = typer.Option(True),
 ) -> None:
-    """Train a detector; the epoch with the best validation mAP@.5 is kept."""
+    """Train a detector; the epoch with the best validation mAP@.5 (of the masks for maskrcnn) is kept."""
     from transferkit.detection import build_detector, evaluate_detector, fit_detector, load_detection_data
     from transferkit.engine.config import TrainConfig
 
-    data_ = load_detection_data(data, image_size, val_fraction, seed)
-    model = build_detector(backbone, data_.classes, arch, weights, image_size)
+    data_ = load_detection_data(data, image_size, val_fraction, seed, arch == "maskrcnn", arch == "keypointrcnn")
+    model = build_detector(backbone, data_.classes, arch, weights, image_size, data_.keypoint_names)
     config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, seed=seed, num_workers=num_workers,
                          progress=progress, precision="32-true")  # fmt: skip
     result = fit_detector(model, data_, strategy, config, out, resume)
-    best = result.metrics
-    typer.echo(f"best epoch {result.best_epoch + 1}: val mAP@.5 {best['val_map50']:.4f}, mAP {best['val_map']:.4f}")
+    best = {k.removeprefix("val_"): v for k, v in result.metrics.items() if k.startswith("val_")}
+    typer.echo(f"best epoch {result.best_epoch + 1}: val {_describe(best)}")
     if data_.test is not None:
         test = evaluate_detector(result.model, data_.test)
-        typer.echo(f"test mAP@.5 {test['map_50']:.4f}, mAP {test['map']:.4f} (test split, scored once after selection)")
+        typer.echo(f"test {_describe(test)} (test split, scored once after selection)")
     typer.echo(f"run folder: {out}")
+
+
+def _describe(metrics: dict[str, float]) -> str:
+    """Box (and mask) mAP@.5 and mAP@[.5:.95], whichever of the two key spellings the metrics use."""
+    get = lambda *keys: next((metrics[k] for k in keys if k in metrics), None)  # noqa: E731
+    text = f"box mAP@.5 {get('map_50', 'map50'):.4f}, mAP {get('map'):.4f}"
+    if get("mask_map") is not None:
+        text += f"; mask mAP@.5 {get('mask_map_50', 'mask_map50'):.4f}, mAP {get('mask_map'):.4f}"
+    if get("pck") is not None:
+        text += f"; keypoints PCK@0.1 {get('pck'):.4f}, OKS {get('oks'):.4f}"
+    return text
 
 
 def evaluate(
@@ -46,7 +61,7 @@ def evaluate(
     data: Path = typer.Argument(..., help="images/ + annotations.json (COCO) or labels/ (YOLO)."),
     batch_size: int = typer.Option(8),
 ) -> None:
-    """COCO mAP@[.5:.95] and mAP@.5 of a trained detector on an annotated folder."""
+    """COCO mAP@[.5:.95] and mAP@.5 of a trained detector (and of its masks) on an annotated folder."""
     from transferkit.detection import BoxFolder, evaluate_detector, load_detector
     from transferkit.detection.data import read_folder
 
@@ -56,8 +71,11 @@ def evaluate(
         from transferkit.errors import ConfigError
 
         raise ConfigError(f"{data} has classes {classes}; the model was trained on {net.classes}.")
-    metrics = evaluate_detector(net, BoxFolder(items, net.data_config.input_size, False), batch_size)
-    typer.echo(f"mAP@.5 {metrics['map_50']:.4f}, mAP@[.5:.95] {metrics['map']:.4f} on {len(items)} images")
+    folder = BoxFolder(
+        items, net.data_config.input_size, False, masks=net.with_masks, keypoints=len(net.keypoint_names)
+    )
+    metrics = evaluate_detector(net, folder, batch_size)
+    typer.echo(f"{_describe(metrics)} on {len(items)} images")
 
 
 def predict(
@@ -66,7 +84,8 @@ def predict(
     out: Path = typer.Option(Path("detections.csv"), help="CSV of boxes (counts per image beside it)."),
     min_score: float = typer.Option(0.5, help="Boxes below this score are left out (and not counted)."),
 ) -> None:
-    """Boxes, classes and scores per image, in the image's own pixels, and the objects counted per class."""
+    """Boxes, classes and scores per image, in the image's own pixels (with each instance's area in pixels for
+    maskrcnn, its keypoints for keypointrcnn), and the objects counted per class."""
     from transferkit.detection import load_detector
     from transferkit.detection.predict import predict_files
     from transferkit.inference import list_images

@@ -1,5 +1,6 @@
-"""Object detection from a pretrained backbone: torchvision's Faster R-CNN / RetinaNet over an FPN on the
-backbone's stages (its offline weights and layer groups); COCO JSON and YOLO txt data; COCO mAP."""
+"""Object detection and instance segmentation from a pretrained backbone: torchvision's Faster R-CNN /
+RetinaNet / FCOS / Mask R-CNN over an FPN on the backbone's stages (its offline weights and layer groups);
+COCO JSON (boxes, polygons, RLE) and YOLO txt data; COCO mAP of boxes and masks; crystal micrographs."""
 
 from transferkit.detection.data import BoxFolder, DetectionData, load_detection_data, read_coco, read_yolo
 from transferkit.detection.model import ARCHITECTURES, DetectionModel, build_detector, load_detector

@@ -1,19 +1,23 @@
-"""Boxes in the formats users already have: COCO JSON or YOLO txt, checked once.
+"""Boxes (and instance masks) in the formats users already have: COCO JSON or YOLO txt, checked once.
 
 Layouts: ``DATA/annotations.json`` (COCO: images, annotations with ``bbox`` = [x, y, w, h] in
-pixels, categories) beside ``DATA/images/``; or ``DATA/images/`` with ``DATA/labels/NAME.txt``
-(YOLO: one ``class cx cy w h`` line per box, normalised to [0, 1]) and ``DATA/classes.txt``. The
-same under ``DATA/train/`` and ``DATA/val/`` (and optionally ``DATA/test/``).
+pixels, for instance masks ``segmentation`` as polygons or RLE, for keypoints ``keypoints`` as
+[x, y, visibility] × K with the names in each category's ``keypoints``; categories) beside
+``DATA/images/``; or ``DATA/images/`` with ``DATA/labels/NAME.txt`` (YOLO: one ``class cx cy w h``
+line per box, normalised to [0, 1]) and ``DATA/classes.txt``. The same under ``DATA/train/`` and
+``DATA/val/`` (and optionally ``DATA/test/``).
 
-A box outside its image (by more than a pixel) or without area, a class outside the categories
-and an annotation of a missing image are errors naming the file and the fix.
+A box outside its image (by more than a pixel) or without area, a class outside the categories,
+an annotation of a missing image, a polygon of fewer than 3 points, an RLE of another size than
+its image, and keypoints whose count differs from their category's are errors naming the file and
+the fix.
 """
 
 from __future__ import annotations
 
 import json
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -30,11 +34,61 @@ from transferkit.errors import DataError
 
 @dataclass
 class Annotated:
-    """One image's boxes: (n, 4) x1 y1 x2 y2 in pixels, class indices 0…K-1."""
+    """One image's boxes: (n, 4) x1 y1 x2 y2 in pixels, class indices 0…K-1, and each box's COCO
+    ``segmentation`` (polygons or RLE; ``None`` where the file has none)."""
 
     path: Path
     boxes: np.ndarray
     labels: np.ndarray
+    segmentations: list | None = None
+    keypoints: list | None = None  # per box: (K, 3) x, y, visibility, or None (not labelled)
+
+    def keypoint_array(self, count: int) -> np.ndarray:
+        """(n, K, 3) keypoints; boxes without any are all invisible (visibility 0: no loss on them)."""
+        rows = self.keypoints or [None] * len(self.labels)
+        return np.array([np.zeros((count, 3)) if k is None else k for k in rows], np.float32).reshape(-1, count, 3)
+
+    def masks(self, height: int, width: int, source: Path | None = None) -> np.ndarray:
+        """(n, H, W) uint8 instance masks decoded from the segmentations (pycocotools)."""
+        segmentations = self.segmentations or [None] * len(self.labels)
+        if any(s is None for s in segmentations):
+            raise DataError(
+                f"{source or self.path}: {self.path.name} has boxes without a 'segmentation' (polygons or RLE); "
+                "instance masks (maskrcnn) need one per annotation. Add them, or train --arch fasterrcnn."
+            )
+        masks = [decode_segmentation(s, height, width) for s in segmentations]
+        return np.stack(masks) if masks else np.zeros((0, height, width), np.uint8)
+
+
+def check_segmentation(segmentation: object, height: int, width: int, source: Path, name: str) -> None:
+    """A COCO polygon list needs 3+ points per polygon; an RLE must be of its image's size."""
+    if isinstance(segmentation, list):
+        if not segmentation or any(len(poly) < 6 or len(poly) % 2 for poly in segmentation):
+            raise DataError(
+                f"{source}: a polygon of {name} has fewer than 3 points or an odd number of coordinates "
+                "(COCO polygons are [x1, y1, x2, y2, ...], 3+ points). Fix or remove that annotation."
+            )
+    elif isinstance(segmentation, dict):
+        if list(segmentation.get("size", [])) != [height, width] or "counts" not in segmentation:
+            raise DataError(
+                f"{source}: an RLE mask of {name} is of size {segmentation.get('size')} (height, width) but the "
+                f"image is {height}×{width}, or has no 'counts'. Export the masks at the image's size."
+            )
+    else:
+        raise DataError(f"{source}: the segmentation of {name} is neither polygons (a list) nor an RLE (a dict).")
+
+
+def decode_segmentation(segmentation: list | dict, height: int, width: int) -> np.ndarray:
+    """(H, W) uint8 mask of COCO polygons or an RLE (compressed or not)."""
+    from pycocotools import mask as mask_utils
+
+    if isinstance(segmentation, list):
+        rle = mask_utils.merge(mask_utils.frPyObjects(segmentation, height, width))
+    elif isinstance(segmentation["counts"], list):
+        rle = mask_utils.frPyObjects(segmentation, height, width)
+    else:
+        rle = segmentation
+    return mask_utils.decode(rle)
 
 
 def _size(path: Path) -> tuple[int, int]:
@@ -44,6 +98,17 @@ def _size(path: Path) -> tuple[int, int]:
 
 def check_boxes(item: Annotated, source: Path, num_classes: int) -> None:
     width, height = _size(item.path)
+    for segmentation in item.segmentations or []:
+        if segmentation is not None:
+            check_segmentation(segmentation, height, width, source, item.path.name)
+    for points in item.keypoints or []:
+        visible = points[points[:, 2] > 0] if points is not None else np.zeros((0, 3))
+        if len(visible) and not ((visible[:, 0] >= -1).all() and (visible[:, 0] <= width + 1).all()
+                                 and (visible[:, 1] >= -1).all() and (visible[:, 1] <= height + 1).all()):  # fmt: skip
+            raise DataError(
+                f"{source}: a visible keypoint of {item.path.name} is outside its {width}×{height} image. "
+                "Fix it, or give it visibility 0."
+            )
     for box, label in zip(item.boxes, item.labels):
         x1, y1, x2, y2 = box.tolist()
         if not (-1 <= x1 < x2 <= width + 1 and -1 <= y1 < y2 <= height + 1):
@@ -55,9 +120,34 @@ def check_boxes(item: Annotated, source: Path, num_classes: int) -> None:
             raise DataError(f"{source}: {item.path.name} has a box of class {label}, outside 0…{num_classes - 1}.")
 
 
+def keypoint_names(json_path: Path) -> list[str]:
+    """The keypoint names of a COCO file's categories ([] when none has any); all must share one list."""
+    categories = json.loads(json_path.read_text()).get("categories", [])
+    lists = {tuple(c["keypoints"]) for c in categories if c.get("keypoints")}
+    if len(lists) > 1:
+        raise DataError(
+            f"{json_path}: categories list different keypoints ({sorted(lists)}); one keypoint model needs one "
+            "list for all categories (give a category's missing keypoints visibility 0)."
+        )
+    return list(lists.pop()) if lists else []
+
+
+def _keypoints(ann: dict, count: int, json_path: Path, name: str) -> np.ndarray | None:
+    values = ann.get("keypoints")
+    if values is None:
+        return None
+    if len(values) != 3 * count:
+        raise DataError(
+            f"{json_path}: annotation {ann.get('id')} of {name} has {len(values)} keypoint numbers; its categories "
+            f"list {count} keypoints, so {3 * count} are needed (x, y, visibility each; visibility 0 if unknown)."
+        )
+    return np.array(values, np.float32).reshape(count, 3)
+
+
 def read_coco(json_path: Path, images_dir: Path) -> tuple[list[str], list[Annotated]]:
     """Classes (by category id order) and boxes of a COCO file; every image of it must exist."""
     coco = json.loads(json_path.read_text())
+    points = len(keypoint_names(json_path))
     categories = sorted(coco.get("categories", []), key=lambda c: c["id"])
     index = {c["id"]: i for i, c in enumerate(categories)}
     items: dict[int, Annotated] = {}
@@ -65,7 +155,7 @@ def read_coco(json_path: Path, images_dir: Path) -> tuple[list[str], list[Annota
         path = images_dir / image["file_name"]
         if not path.is_file():
             raise DataError(f"{json_path} lists image {image['file_name']!r}, which is not in {images_dir}.")
-        items[image["id"]] = Annotated(path, np.zeros((0, 4), np.float32), np.zeros(0, np.int64))
+        items[image["id"]] = Annotated(path, np.zeros((0, 4), np.float32), np.zeros(0, np.int64), [], [])
     for ann in coco.get("annotations", []):
         if ann["image_id"] not in items or ann["category_id"] not in index:
             raise DataError(f"{json_path}: annotation {ann.get('id')} names an unknown image or category.")
@@ -73,6 +163,8 @@ def read_coco(json_path: Path, images_dir: Path) -> tuple[list[str], list[Annota
         item = items[ann["image_id"]]
         item.boxes = np.vstack([item.boxes, np.array([[x, y, x + w, y + h]], np.float32)])
         item.labels = np.append(item.labels, index[ann["category_id"]])
+        item.segmentations.append(ann.get("segmentation") or None)
+        item.keypoints.append(_keypoints(ann, points, json_path, item.path.name))
     names = [c["name"] for c in categories]
     for item in items.values():
         check_boxes(item, json_path, len(names))
@@ -113,11 +205,18 @@ def read_folder(folder: Path) -> tuple[list[str], list[Annotated]]:
 
 
 class BoxFolder(Dataset):
-    """Annotated images → ((3, S, S) float image in [0, 1], {"boxes" (n, 4) xyxy, "labels" (n,) 1…K})."""
+    """Annotated images → ((3, S, S) float image in [0, 1], {"boxes" (n, 4) xyxy, "labels" (n,) 1…K}
+    and, with ``masks=True``, "masks" (n, S, S) uint8: the instance masks; with ``keypoints=K``,
+    "keypoints" (n, K, 3) x, y, visibility — all moved with the image).
 
-    def __init__(self, items: list[Annotated], size: int, train: bool, max_pixels: int = DEFAULT_MAX_PIXELS) -> None:
-        self.items, self.max_pixels = items, max_pixels
-        flips = [T.RandomHorizontalFlip()] if train else []
+    Training images are flipped at random, except with keypoints: a flip would swap left and right
+    keypoints (e.g. the two tips of a needle), which a name list alone cannot say how to pair."""
+
+    def __init__(self, items: list[Annotated], size: int, train: bool, max_pixels: int = DEFAULT_MAX_PIXELS,
+                 masks: bool = False, keypoints: int = 0) -> None:  # fmt: skip
+        self.items, self.max_pixels, self.with_masks, self.keypoints = items, max_pixels, masks, keypoints
+        self.size = size
+        flips = [T.RandomHorizontalFlip()] if train and not keypoints else []
         self.transform = T.Compose([T.Resize((size, size), antialias=True), *flips, T.SanitizeBoundingBoxes()])
 
     def __len__(self) -> int:
@@ -126,11 +225,26 @@ class BoxFolder(Dataset):
     def __getitem__(self, index: int) -> tuple[Tensor, dict[str, Tensor]]:
         item = self.items[index]
         image = load_image(item.path, self.max_pixels)
-        boxes = tv_tensors.BoundingBoxes(torch.as_tensor(item.boxes).reshape(-1, 4), format="XYXY",
-                                         canvas_size=tuple(image.shape[-2:]))  # fmt: skip
-        target = {"boxes": boxes, "labels": torch.as_tensor(item.labels) + 1}  # 0 is the background
+        height, width = image.shape[-2:]
+        keep = self._kept(item.boxes, height, width)
+        boxes = tv_tensors.BoundingBoxes(torch.as_tensor(item.boxes[keep]).reshape(-1, 4), format="XYXY",
+                                         canvas_size=(height, width))  # fmt: skip
+        target = {"boxes": boxes, "labels": torch.as_tensor(item.labels[keep]) + 1}  # 0 is the background
+        if self.with_masks:
+            target["masks"] = tv_tensors.Mask(torch.from_numpy(item.masks(height, width)[keep]))
         image, target = self.transform(tv_tensors.Image(image), target)
-        return image.as_subclass(Tensor), {"boxes": target["boxes"].as_subclass(Tensor), "labels": target["labels"]}
+        target = {k: v.as_subclass(Tensor) for k, v in target.items()}
+        if self.keypoints:  # resized by hand: (x, y) scale like the image, visibility stays
+            points = torch.from_numpy(item.keypoint_array(self.keypoints)[keep])
+            target["keypoints"] = points * torch.tensor([self.size / width, self.size / height, 1.0])
+        return image.as_subclass(Tensor), target
+
+    def _kept(self, boxes: np.ndarray, height: int, width: int) -> np.ndarray:
+        """Boxes at least a pixel wide and high once resized (what SanitizeBoundingBoxes would keep), so that
+        keypoints, which it does not filter, stay paired with their boxes."""
+        w = (boxes[:, 2] - boxes[:, 0]) * self.size / width
+        h = (boxes[:, 3] - boxes[:, 1]) * self.size / height
+        return (w >= 1) & (h >= 1)
 
 
 def collate(batch: list) -> tuple[list[Tensor], list[dict[str, Tensor]]]:
@@ -144,10 +258,15 @@ class DetectionData:
     val: BoxFolder
     test: BoxFolder | None
     size: int
+    keypoint_names: list[str] = field(default_factory=list)
 
 
-def load_detection_data(root: str | Path, size: int = 128, val_fraction: float = 0.2, seed: int = 0) -> DetectionData:
+def load_detection_data(root: str | Path, size: int = 128, val_fraction: float = 0.2, seed: int = 0,
+                        masks: bool = False, keypoints: bool = False) -> DetectionData:  # fmt: skip
+    """Train/val(/test) splits of a COCO or YOLO folder; ``masks``: with instance masks, ``keypoints``: with
+    keypoints (COCO only)."""
     root = Path(root)
+    names = _keypoint_names_of(root) if keypoints else []
     if (root / "train").is_dir():
         classes, train = read_folder(root / "train")
         val = read_folder(root / "val")[1] if (root / "val").is_dir() else []
@@ -159,5 +278,14 @@ def load_detection_data(root: str | Path, size: int = 128, val_fraction: float =
         random.Random(seed).shuffle(shuffled)
         cut = max(1, round(len(shuffled) * val_fraction))
         val, train = shuffled[:cut], shuffled[cut:]
-    return DetectionData(classes, BoxFolder(train, size, True), BoxFolder(val, size, False),
-                         BoxFolder(test, size, False) if test else None, size)  # fmt: skip
+    folder = lambda items, train: BoxFolder(items, size, train, masks=masks, keypoints=len(names))  # noqa: E731
+    return DetectionData(classes, folder(train, True), folder(val, False), folder(test, False) if test else None,
+                         size, names)  # fmt: skip
+
+
+def _keypoint_names_of(root: Path) -> list[str]:
+    first = root / "train" / "annotations.json" if (root / "train").is_dir() else root / "annotations.json"
+    names = keypoint_names(first) if first.is_file() else []
+    if not names:
+        raise DataError(f"{root}: no category of {first.name} lists 'keypoints' names; keypoint models need them.")
+    return names

@@ -11,7 +11,7 @@ from transferkit.registry import Registry
 SRC = Path(transferkit.__file__).parent
 ROOT = SRC.parent.parent
 LOWER = ["data", "backbones", "heads", "strategies", "engine", "adaptation", "continual", "fewshot", "peft"]
-LOWER += ["transferability", "interpret", "zeroshot", "segmentation", "detection"]
+LOWER += ["transferability", "interpret", "zeroshot", "segmentation", "detection", "anomaly"]
 UPPER = ("transferkit.api", "transferkit.auto", "transferkit.cli", "transferkit.report", "transferkit.serve")
 LONG_FUNCTION = 60  # statements' lines, docstring excluded
 
@@ -46,6 +46,7 @@ def test_command_modules_do_not_import_the_app():
 
 def _registries() -> list[Registry]:
     import transferkit.adaptation
+    import transferkit.anomaly
     import transferkit.continual
     import transferkit.fewshot
     import transferkit.heads
@@ -54,7 +55,8 @@ def _registries() -> list[Registry]:
     import transferkit.transferability
     import transferkit.zeroshot
 
-    packages = [transferkit.adaptation, transferkit.continual, transferkit.fewshot, transferkit.heads]
+    packages = [transferkit.adaptation, transferkit.anomaly, transferkit.continual, transferkit.fewshot]
+    packages += [transferkit.heads]
     packages += [transferkit.peft, transferkit.strategies, transferkit.transferability, transferkit.zeroshot]
     found = []
     for package in packages:
@@ -71,7 +73,7 @@ def test_registry_keys_name_their_modules_or_are_listed_in_architecture_md():
         for key in keys.split(",")
     }
     registries = _registries()
-    assert len(registries) == 8
+    assert len(registries) == 9
     unexplained = [
         f"{registry.kind} {key!r} in {registry.get(key).__module__}"
         for registry in registries

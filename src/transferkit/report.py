@@ -294,3 +294,32 @@ def table_report(
     if pictures:
         report.section("Plots").append(("images", pictures))
     return report.write(out)
+
+
+def dense_report(
+    out: Path, result: Any, examples: list[tuple[np.ndarray, str]], per_class: tuple | None = None
+) -> Path:
+    """``report.html``/``report.md`` of a segmentation or detection run (a ``DenseResult``): results first (best
+    epoch's validation metrics, the test split's when scored), the per-class (header, rows) table, ``examples``
+    ((H, W, 3) uint8 overlays of truth and prediction, with captions: ``segmentation.overlays``,
+    ``detection.overlays``), learning curves and the epoch table; the model's spec last."""
+    spec = result.model.spec()
+    task, backbone, arch = spec.get("task", "dense"), spec.get("backbone", "?"), spec.get("arch", "")
+    report = Report(f"transferkit {task} run: {backbone} · {arch}")
+    val = {k.removeprefix("val_"): v for k, v in result.metrics.items() if isinstance(v, (int, float))}
+    summary = report.section("Results")
+    summary.append(("table", (["best epoch", *val], [[result.best_epoch + 1, *val.values()]])))
+    test = {k: v for k, v in (result.test_metrics or {}).items() if isinstance(v, (int, float))}
+    if test:
+        report.section("Test (scored once, after selection)").append(("table", (list(test), [list(test.values())])))
+    if per_class:
+        report.section("Per class (validation)").append(("table", per_class))
+    if examples:
+        images = [(png_bytes(array, scale=2), caption) for array, caption in examples]
+        report.section("Validation images: truth | prediction").append(("images", images))
+    _add_figures(report, out)
+    columns = list(dict.fromkeys(k for row in result.history for k in row))
+    history = report.section("Epochs")
+    history.append(("table", (columns, [[row.get(c, "") for c in columns] for row in result.history])))
+    report.section("Model").append(("code", "\n".join(f"{k}: {v}" for k, v in spec.items())))
+    return report.write(out)[0]

@@ -20,6 +20,7 @@ def test_segment_fit_evaluate_and_predict(tmp_path):
                                  "--out", str(out), "--no-progress"])  # fmt: skip
     assert fitted.exit_code == 0, fitted.output
     assert "val mIoU" in fitted.output and (out / "best.pt").is_file() and (out / "metrics.csv").is_file()
+    assert "Validation images: truth | prediction" in (out / "report.html").read_text()
 
     scored = runner.invoke(app, ["segment", "evaluate", str(out / "best.pt"), str(data)])
     assert scored.exit_code == 0, scored.output
@@ -84,6 +85,8 @@ def test_maskrcnn_on_16_bit_crystals_reports_mask_map_and_measures_each_instance
                                  "--out", str(out), "--no-progress"])  # fmt: skip
     assert fitted.exit_code == 0, fitted.output
     assert "mask mAP@.5" in fitted.output
+    page = (out / "report.html").read_text()  # truth | prediction overlays of both validation images
+    assert page.count("alt='image ") == 2 and "truth (" in page and "val_mask_map50" in page
     scored = runner.invoke(app, ["detect", "evaluate", str(out / "best.pt"), str(data / "val")])
     assert scored.exit_code == 0 and "mask mAP@.5" in scored.output, scored.output
     big = tmp_path / "big.tif"  # 16-bit, twice the training size: areas come back in its own pixels

@@ -166,3 +166,52 @@ def test_onnx_export_of_a_segmentation_model_matches_pytorch(tmp_path):
     _, _, model = tiny(tmp_path)
     report = export_model(model.eval(), tmp_path / "seg.onnx")  # raises when |Δlogit| > 1e-4 on a fresh batch
     assert report.ok and report.max_abs_diff <= 1e-4 and (tmp_path / "seg.onnx").is_file()
+
+
+def test_the_run_report_shows_overlays_per_class_scores_and_the_test_split(tmp_path):
+    import base64
+    import io
+    import re
+
+    for split, seed in (("train", 0), ("val", 1), ("test", 2)):
+        write_shapes(tmp_path / "data" / split, count=4, seed=seed)
+    torch.manual_seed(0)
+    source = create_backbone("resnet18", weights=None)
+    data = load_segmentation_data(tmp_path / "data", source.data_config, size=64)
+    model = build_segmenter(source, data.classes, "unet", data_config=data.data_config)
+    result = fit_segmenter(model, data, "fine-tune", config(epochs=1), out=tmp_path / "run", log=quiet)
+    from transferkit.segmentation import evaluate_segmenter
+
+    assert result.test_metrics["miou"] == pytest.approx(evaluate_segmenter(result.model, data.test)["miou"])
+    from transferkit.report import dense_report
+    from transferkit.segmentation.overlays import mask_examples, per_class_table
+
+    per_class = per_class_table(evaluate_segmenter(result.model, data.val), data.classes)
+    page = dense_report(tmp_path / "run", result, mask_examples(result.model, data.val), per_class).read_text()
+    assert page.index("Results") < page.index("Test (scored once") < page.index("Per class") < page.index("Epochs")
+    assert all(f"<td>{name}</td>" in page for name in data.classes)
+    overlays = re.findall(r"data:image/png;base64,([^']+)' alt='image \d: image \| truth \| prediction", page)
+    assert len(overlays) == 4  # every validation image, as image | truth | prediction at 2× scale
+    strip = Image.open(io.BytesIO(base64.b64decode(overlays[0])))
+    assert strip.size == (3 * 64 * 2, 64 * 2)
+
+
+def test_16_bit_tiff_micrographs_keep_their_precision_and_pair_with_their_masks(tmp_path):
+    import tifffile
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    for i in range(4):
+        image = np.full((32, 40), 1000, np.uint16)
+        image[8:20, 10:30] = 1001 + 60000 * (i % 2)  # 1000 vs 1001 would merge in 8 bits
+        mask = np.zeros((32, 40), np.uint8)
+        mask[8:20, 10:30] = 1
+        tifffile.imwrite(tmp_path / "images" / f"{i}.tif", image)
+        Image.fromarray(mask).save(tmp_path / "masks" / f"{i}.png")
+    source = create_backbone("resnet18", weights=None)
+    data = load_segmentation_data(tmp_path, source.data_config, size=32, val_fraction=0.5)
+    raw, mask = data.train.raw(0)
+    assert raw.shape == (3, 32, 40) and mask.shape == (32, 40)
+    inside, outside = raw[0, 10, 12], raw[0, 2, 2]
+    assert inside > outside and outside == pytest.approx(1000 / 65535, abs=1e-6)  # no 8-bit round trip
+    assert torch.equal(torch.as_tensor(mask)[8:20, 10:30], torch.ones(12, 20, dtype=torch.as_tensor(mask).dtype))

@@ -29,7 +29,7 @@ def fit(
     progress: bool = typer.Option(True),
 ) -> None:
     """Train a detector; the epoch with the best validation mAP@.5 (of the masks for maskrcnn) is kept."""
-    from transferkit.detection import build_detector, evaluate_detector, fit_detector, load_detection_data
+    from transferkit.detection import build_detector, fit_detector, load_detection_data
     from transferkit.engine.config import TrainConfig
 
     data_ = load_detection_data(data, image_size, val_fraction, seed, arch == "maskrcnn", arch == "keypointrcnn")
@@ -39,10 +39,13 @@ def fit(
     result = fit_detector(model, data_, strategy, config, out, resume)
     best = {k.removeprefix("val_"): v for k, v in result.metrics.items() if k.startswith("val_")}
     typer.echo(f"best epoch {result.best_epoch + 1}: val {_describe(best)}")
-    if data_.test is not None:
-        test = evaluate_detector(result.model, data_.test)
-        typer.echo(f"test {_describe(test)} (test split, scored once after selection)")
-    typer.echo(f"run folder: {out}")
+    if result.test_metrics is not None:
+        typer.echo(f"test {_describe(result.test_metrics)} (test split, scored once after selection)")
+    from transferkit.detection.overlays import box_examples
+    from transferkit.report import dense_report
+
+    dense_report(out, result, box_examples(result.model, data_.val))
+    typer.echo(f"run folder: {out} (best.pt, metrics.csv, report.html)")
 
 
 def _describe(metrics: dict[str, float]) -> str:

@@ -18,6 +18,7 @@ import typer
 from transferkit.cli import (
     adapt,
     advise,
+    anomaly,
     cka,
     compare,
     continual,
@@ -70,6 +71,10 @@ COMMANDS: dict[str, Callable[..., None]] = {
 GROUPS: dict[str, tuple[str, dict[str, Callable[..., None]]]] = {
     "segment": ("Semantic segmentation from a pretrained encoder: fit, evaluate, predict.", segment.COMMANDS),
     "detect": ("Object detection and counting from a pretrained backbone: fit, evaluate, predict.", detect.COMMANDS),
+    "anomaly": (
+        "Defect detection from normal images only (PatchCore, PaDiM): fit, evaluate, predict.",
+        anomaly.COMMANDS,
+    ),
 }
 
 NO_COMPUTE = {"info"}  # commands that run no model: no --threads

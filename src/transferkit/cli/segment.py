@@ -29,7 +29,7 @@ def fit(
     """Train a segmentation model; the epoch with the best validation mIoU is kept."""
     from transferkit.backbones import create_backbone
     from transferkit.engine.config import TrainConfig
-    from transferkit.segmentation import build_segmenter, evaluate_segmenter, fit_segmenter, load_segmentation_data
+    from transferkit.segmentation import build_segmenter, fit_segmenter, load_segmentation_data
 
     source = create_backbone(backbone, weights=weights)
     data = load_segmentation_data(data, source.data_config, image_size, val_fraction, seed)
@@ -39,10 +39,16 @@ def fit(
     result = fit_segmenter(model, data, strategy, config, out, resume)
     typer.echo(f"best epoch {result.best_epoch + 1}: val mIoU {result.metrics['val_miou']:.4f}, "
                f"Dice {result.metrics['val_dice']:.4f}")  # fmt: skip
-    if data.test is not None:
-        test = evaluate_segmenter(result.model, data.test)
+    if result.test_metrics is not None:
+        test = result.test_metrics
         typer.echo(f"test mIoU {test['miou']:.4f}, Dice {test['dice']:.4f} (test split, scored once after selection)")
-    typer.echo(f"run folder: {out}")
+    from transferkit.report import dense_report
+    from transferkit.segmentation import evaluate_segmenter
+    from transferkit.segmentation.overlays import mask_examples, per_class_table
+
+    per_class = per_class_table(evaluate_segmenter(result.model, data.val), data.classes)
+    dense_report(out, result, mask_examples(result.model, data.val), per_class)
+    typer.echo(f"run folder: {out} (best.pt, metrics.csv, report.html)")
 
 
 def evaluate(

@@ -107,8 +107,9 @@ def fit_detector(
     log=print,
 ) -> DetectionResult:
     """Train ``model`` on ``data``; the epoch with the best validation mAP@.5 (of the masks for Mask R-CNN;
-    PCK@0.1 for Keypoint R-CNN) is kept (and saved in ``out``). One process (torchvision's detectors take
-    lists of images; DDP for them is not built)."""
+    PCK@0.1 for Keypoint R-CNN) is kept (and saved in ``out``). A test split is scored once after selection
+    (``test_metrics``). The run report: :func:`transferkit.report.dense_report` (``detect fit`` writes it). One process
+    (torchvision's detectors take lists of images; DDP for them is not built)."""
     from transferkit.engine.distributed import local_fabric
 
     if model.with_masks and not data.train.with_masks:
@@ -120,7 +121,8 @@ def fit_detector(
         )
     config = config or TrainConfig()
     fabric = local_fabric("cpu" if config.accelerator == "cpu" or not torch.cuda.is_available() else "cuda")
-    return fit_dense(DetectionTask, model, data, strategy, config, fabric, model.monitor, out, resume, log)
+    return fit_dense(DetectionTask, model, data, strategy, config, fabric, model.monitor, out, resume, log,
+                     evaluate_detector)  # fmt: skip
 
 
 def evaluate_detector(model: DetectionModel, dataset: Dataset, batch_size: int = 8) -> dict[str, float]:

@@ -153,6 +153,7 @@ class DenseResult:
     metrics: dict[str, Any]
     run_dir: Path | None = None
     train_seconds: float = 0.0
+    test_metrics: dict[str, Any] | None = None  # the test split's, scored once after selection
 
 
 def fit_dense(
@@ -166,9 +167,11 @@ def fit_dense(
     out: str | Path | None = None,
     resume: bool = False,
     log: Callable[[str], None] = print,
+    evaluate: Callable[[Any, Any], dict[str, Any]] | None = None,
 ) -> DenseResult:
     """Train ``task_class(model, strategy, data, config, fabric)``; the epoch with the highest ``monitor`` is kept
-    (and saved in ``out``). ``metrics`` holds the best row's validation columns."""
+    (and saved in ``out``). ``metrics`` holds the best row's validation columns. When the data has a test split,
+    the first process scores it once after selection: ``evaluate(model, data.test)`` → ``test_metrics``."""
     from transferkit.strategies import create_strategy
 
     torch.manual_seed(config.seed)
@@ -178,4 +181,7 @@ def fit_dense(
     state = train_task(task, config, fabric, monitor, run_dir, resume, log)
     best = next(r for r in state.history if r["epoch"] == state.best_epoch)
     metrics = {k: v for k, v in best.items() if k.startswith("val_")}
-    return DenseResult(model, state.history, state.best_epoch, metrics, run_dir, state.train_seconds)
+    result = DenseResult(model, state.history, state.best_epoch, metrics, run_dir, state.train_seconds)
+    if fabric.is_global_zero and evaluate is not None and getattr(data, "test", None) is not None:
+        result.test_metrics = evaluate(model, data.test)
+    return result

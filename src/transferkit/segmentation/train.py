@@ -108,12 +108,15 @@ def fit_segmenter(
     resume: bool = False,
     log=print,
 ) -> SegmentationResult:
-    """Train ``model`` on ``data``; the epoch with the best ``val_miou`` is kept (and saved in ``out``)."""
+    """Train ``model`` on ``data``; the epoch with the best ``val_miou`` is kept (and saved in ``out``). A test
+    split is scored once after selection (``test_metrics``). The run report: :func:`transferkit.report.dense_report`
+    (``segment fit`` writes it)."""
     from transferkit.engine.distributed import make_fabric
 
     config = config or TrainConfig()
     fabric = make_fabric(config)
-    return fit_dense(SegmentationTask, model, data, strategy, config, fabric, "val_miou", out, resume, log)
+    return fit_dense(SegmentationTask, model, data, strategy, config, fabric, "val_miou", out, resume, log,
+                     evaluate_segmenter)  # fmt: skip
 
 
 def evaluate_segmenter(model: SegmentationModel, dataset: Dataset, batch_size: int = 8) -> dict[str, Any]:

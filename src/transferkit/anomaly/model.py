@@ -1,0 +1,101 @@
+"""An anomaly detector ready to use: frozen patch features of a backbone + a method of
+:data:`~transferkit.anomaly.base.ANOMALY_METHODS`, image scores, full-size heatmaps and a threshold.
+
+Image score: the largest patch score. Heatmap: patch scores upsampled (bilinear) to the input size and
+smoothed with a Gaussian (σ = 4 px), as anomalib does. Threshold: the largest score among held-out
+normal images (none of them would be flagged); ``predict`` calls images above it anomalous.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+
+from transferkit.anomaly.base import ANOMALY_METHODS, AnomalyMethod
+from transferkit.anomaly.features import PatchFeatures
+from transferkit.backbones.base import ModelBackbone
+from transferkit.errors import ConfigError
+
+
+class AnomalyModel:
+    """``fit(normal images)``, then ``score(images)`` → (image scores (N,), heatmaps (N, S, S))."""
+
+    def __init__(self, source: ModelBackbone, method: AnomalyMethod, image_size: int = 128) -> None:
+        self.source, self.method, self.image_size = source, method, image_size
+        self.features = PatchFeatures(source, method.layers, method.smooth)
+        self.threshold: float | None = None
+
+    def embed(self, images: Tensor | Dataset, batch_size: int = 32) -> Tensor:
+        """(N, C, H, W) patch embeddings of a batch of normalised images, or of a dataset's (image, …) items."""
+        if isinstance(images, Tensor):
+            return self.features(images)
+        loader = DataLoader(images, batch_size=batch_size)
+        return torch.cat([self.features(batch[0] if isinstance(batch, (list, tuple)) else batch) for batch in loader])
+
+    def fit(self, normal: Dataset, held_out: Dataset | None = None, batch_size: int = 32) -> AnomalyModel:
+        """Learn the normal patches of ``normal``; the threshold from ``held_out`` normal images, if given."""
+        self.method.fit(self.embed(normal, batch_size))
+        if held_out is not None and len(held_out):
+            self.threshold = float(self.score(held_out, batch_size)[0].max())
+        return self
+
+    def heatmaps(self, patch_scores: Tensor) -> Tensor:
+        from torchvision.transforms.v2.functional import gaussian_blur
+
+        size = [self.image_size, self.image_size]
+        maps = F.interpolate(patch_scores[:, None], size=size, mode="bilinear", align_corners=False)
+        return gaussian_blur(maps, kernel_size=[33, 33], sigma=[4.0, 4.0])[:, 0]
+
+    def score(self, images: Tensor | Dataset, batch_size: int = 32) -> tuple[Tensor, Tensor]:
+        """(image scores (N,), heatmaps (N, S, S) at the input size S) of images or a dataset's items."""
+        patch = self.method.patch_scores(self.embed(images, batch_size))
+        return patch.flatten(1).max(dim=1).values, self.heatmaps(patch)
+
+    def spec(self) -> dict[str, Any]:
+        return {"task": "anomaly", "backbone": self.source.name, "method": self.method.name,
+                "image_size": self.image_size, "threshold": self.threshold}  # fmt: skip
+
+    def save(self, path: str | Path) -> Path:
+        """Spec, the feature stages' weights and the learned tensors (no pickled objects), written under a
+        temporary name and renamed."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.tmp")
+        payload = {"spec": self.spec(), "state": self.method.state(), "features": self.features.body.state_dict()}
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+        return path
+
+
+def build_anomaly_model(
+    backbone: str | ModelBackbone = "efficientnet_lite0",
+    method: str = "patchcore",
+    weights: str | Path | None = "imagenet",
+    image_size: int = 128,
+    **options: Any,
+) -> AnomalyModel:
+    """``method`` (patchcore, padim) over a transferkit backbone (a name built with ``weights``, or built)."""
+    from transferkit.backbones import create_backbone
+
+    source = create_backbone(backbone, weights=weights) if isinstance(backbone, str) else backbone
+    return AnomalyModel(source, ANOMALY_METHODS.get(method)(**options), image_size)
+
+
+def load_anomaly_model(path: str | Path) -> AnomalyModel:
+    """A model saved by :meth:`AnomalyModel.save`, read with ``weights_only=True``."""
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    spec = payload.get("spec") if isinstance(payload, dict) else None
+    if not isinstance(spec, dict) or spec.get("task") != "anomaly":
+        raise ConfigError(f"{path} is not a transferkit anomaly model (no anomaly spec in it).")
+    name = spec["backbone"].removeprefix("timm:")
+    model = build_anomaly_model(name, spec["method"], weights=None, image_size=spec["image_size"])
+    model.features.body.load_state_dict(payload["features"])
+    model.method.load_state(payload["state"])
+    model.threshold = spec["threshold"]
+    return model

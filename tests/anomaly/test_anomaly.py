@@ -1,0 +1,108 @@
+"""Anomaly detection: the coreset covers every cluster, distances and Mahalanobis scores match
+independent formulas, the MVTec layout is read with clear errors and warnings, a fitted model saves and
+reloads to the same scores, and the CLI writes scores, heatmaps and a report."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from transferkit.anomaly import PaDiM, PatchCore, build_anomaly_model, load_anomaly_model, read_anomaly_folder
+from transferkit.anomaly.defects import write_defects
+from transferkit.anomaly.metrics import image_auroc, pixel_auroc
+from transferkit.anomaly.patchcore import greedy_coreset, nearest_distance
+from transferkit.anomaly.run import fit_anomaly
+from transferkit.errors import ConfigError, DataError
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_the_greedy_coreset_keeps_one_point_of_every_cluster(seed):
+    points = torch.tensor([[0.0], [0.1], [0.2], [5.0], [5.1], [10.0]])
+    chosen = set(greedy_coreset(points, 3, seed=seed).tolist())
+    assert len(chosen & {0, 1, 2}) == 1 and len(chosen & {3, 4}) == 1 and 5 in chosen
+
+
+def test_nearest_distances_match_a_brute_force_numpy_search():
+    rng = np.random.default_rng(0)
+    queries, bank = rng.normal(size=(50, 7)), rng.normal(size=(30, 7))
+    expected = np.sqrt(((queries[:, None] - bank[None]) ** 2).sum(-1)).min(1)
+    got = nearest_distance(torch.tensor(queries, dtype=torch.float32), torch.tensor(bank, dtype=torch.float32), 8)
+    np.testing.assert_allclose(got.numpy(), expected, rtol=1e-5, atol=1e-5)
+
+
+def test_patchcore_scores_a_patch_by_its_distance_to_the_nearest_normal_one():
+    method = PatchCore(coreset=1.0)
+    normal = torch.tensor([[0.0, 0.0], [3.0, 4.0]]).T.reshape(1, 2, 1, 2)  # two patches: (0, 0) and (3, 4)
+    method.fit(normal)
+    query = torch.tensor([[6.0, 8.0], [0.0, 0.0]]).T.reshape(1, 2, 1, 2)  # (6, 8): 5 from (3, 4); (0, 0): 0
+    torch.testing.assert_close(method.patch_scores(query), torch.tensor([[[5.0, 0.0]]]))
+
+
+def test_padim_scores_are_mahalanobis_distances_to_each_positions_gaussian():
+    rng = np.random.default_rng(1)
+    normal = rng.normal(size=(40, 3, 2, 2)) * [[[1.0]], [[2.0]], [[0.5]]]
+    method = PaDiM(features=3)
+    method.fit(torch.tensor(normal, dtype=torch.float32))
+    query = rng.normal(size=(1, 3, 2, 2))
+    got = method.patch_scores(torch.tensor(query, dtype=torch.float32))[0]
+    for y in range(2):
+        for x in range(2):
+            samples = normal[:, :, y, x]
+            mean, cov = samples.mean(0), np.cov(samples, rowvar=False) + 0.01 * np.eye(3)
+            delta = query[0, :, y, x] - mean
+            assert float(got[y, x]) == pytest.approx(np.sqrt(delta @ np.linalg.inv(cov) @ delta), rel=1e-4)
+
+
+def test_aurocs_match_hand_counted_pairs():
+    # 2 normal × 2 anomalous pairs: (0.1 < 0.4), (0.1 < 0.9), (0.5 > 0.4), (0.5 < 0.9) → 3 of 4 ordered right
+    assert image_auroc(torch.tensor([0.1, 0.5, 0.4, 0.9]), [0, 0, 1, 1]) == pytest.approx(0.75)
+    maps = torch.tensor([[[0.0, 1.0], [0.2, 0.9]]])
+    assert pixel_auroc(maps, torch.tensor([[[0, 1], [0, 1]]])) == pytest.approx(1.0)
+    assert np.isnan(image_auroc(torch.tensor([0.1, 0.2]), [0, 0]))
+
+
+def test_the_mvtec_layout_is_read_and_bad_folders_are_named(tmp_path):
+    root = write_defects(tmp_path / "d", "brick", train=4, test_good=2, test_defect=3, size=32)
+    data = read_anomaly_folder(root)
+    assert len(data.train) == 4 and sum(s.label for s in data.test) == 3 and data.has_masks
+    (root / "train" / "scratch").mkdir()
+    for i in range(2):
+        (root / "train" / "scratch" / f"{i}.png").write_bytes((root / "train" / "good" / "000.png").read_bytes())
+    with pytest.warns(UserWarning, match="2 in train/scratch/"):
+        assert len(read_anomaly_folder(root).train) == 4  # left out, not learned as normal
+    next((root / "ground_truth").rglob("*_mask.png")).unlink()
+    with pytest.warns(UserWarning), pytest.raises(DataError, match="1 defective test images have no ground_truth"):
+        read_anomaly_folder(root)
+    with pytest.raises(DataError, match="train/good/"):
+        read_anomaly_folder(tmp_path / "empty")
+
+
+@pytest.mark.parametrize("method", ["patchcore", "padim"])
+def test_a_fitted_model_reloads_to_the_same_scores_and_flags_nothing_it_held_out(tmp_path, method):
+    torch.manual_seed(0)
+    root = write_defects(tmp_path / "d", "gravel", train=10, test_good=3, test_defect=3, size=64)
+    run = fit_anomaly(root, "resnet18", method, weights=None, image_size=64)
+    assert set(run.metrics) >= {"image_auroc", "pixel_auroc"} and run.metrics["maps"].shape == (6, 64, 64)
+    assert run.model.threshold is not None and run.model.threshold > 0
+    run.model.save(tmp_path / "model.pt")
+    loaded = load_anomaly_model(tmp_path / "model.pt")
+    again = loaded.score(run.test)
+    torch.testing.assert_close(again[0], run.metrics["scores"])
+    torch.testing.assert_close(again[1], run.metrics["maps"])
+
+
+def test_a_file_that_is_not_an_anomaly_model_is_refused(tmp_path):
+    torch.save({"spec": {"task": "detect"}}, tmp_path / "other.pt")
+    with pytest.raises(ConfigError, match="not a transferkit anomaly model"):
+        load_anomaly_model(tmp_path / "other.pt")
+
+
+def test_the_feature_stages_hold_the_backbones_weights_and_stay_frozen():
+    from transferkit.backbones import create_backbone
+
+    source = create_backbone("resnet18", weights=None)
+    model = build_anomaly_model(source, "patchcore", image_size=32)
+    body = model.features.body
+    assert all(torch.equal(t, source.model.state_dict()[k]) for k, t in body.state_dict().items())
+    assert not any(p.requires_grad for p in body.parameters()) and not model.features.train().body.training

@@ -2,7 +2,8 @@
 same PatchCore on a randomly initialised backbone and a classical pipeline.
 
 Data (``transferkit.anomaly.defects``): for each of scikit-image's brick, grass and gravel photos and
-each seed, 60 normal 128-px crops to learn from (20 % of them held out for the threshold), and 60 test
+each seed, 60 normal 128-px crops to learn from (resized to 256 px, anomalib's default input, for the
+deep methods) (20 % of them held out for the threshold), and 60 test
 crops: 30 normal and 30 with a synthetic scratch, spot or crack (exact masks). Methods:
 - ``patchcore`` / ``padim``: EfficientNet-Lite0 with its offline ImageNet weights;
 - ``patchcore (random init)``: the same network without pretrained weights (what transfer adds);
@@ -28,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-SIZE = 128
+SIZE = 128  # the crops' size; the deep methods resize them to their default input, 256 px (anomalib's)
 METHODS = ("patchcore", "padim", "patchcore (random init)", "classical (pixel features + kNN)")
 
 
@@ -36,8 +37,7 @@ def deep(root: Path, method: str, seed: int) -> dict:
     from transferkit.anomaly.run import fit_anomaly
 
     pretrained = "random init" not in method
-    run = fit_anomaly(root, "efficientnet_lite0", method.split()[0], "imagenet" if pretrained else None, SIZE,
-                      seed=seed)  # fmt: skip
+    run = fit_anomaly(root, "efficientnet_lite0", method.split()[0], "imagenet" if pretrained else None, seed=seed)
     return {"image_auroc": run.metrics["image_auroc"], "pixel_auroc": run.metrics["pixel_auroc"]}
 
 

@@ -43,7 +43,13 @@ def main() -> None:
                 print(f"  {Path(path).name}: " + ", ".join(f"{name} {n}" for name, n in per_class.items()))
             with (Path(tmp) / f"{arch}.csv").open() as handle:
                 for row in list(csv.DictReader(handle))[:4]:
-                    extra = row.get("area_px") or (row.get("tip_left_x"), row.get("tip_left_y"))
+                    if "area_px" in row:
+                        extra = f"area {row['area_px']} px"
+                    elif row["class"] == "needle":  # only needles have labelled tips: their length
+                        tips = [float(row[k]) for k in ("tip_left_x", "tip_left_y", "tip_right_x", "tip_right_y")]
+                        extra = f"length {((tips[2] - tips[0]) ** 2 + (tips[3] - tips[1]) ** 2) ** 0.5:.1f} px"
+                    else:
+                        extra = "(no tips: not a needle)"
                     print(f"    {row['class']} {float(row['score']):.2f}: {extra}")
 
 

@@ -3,7 +3,8 @@
 
 Image score: the largest patch score. Heatmap: patch scores upsampled (bilinear) to the input size and
 smoothed with a Gaussian (σ = 4 px), as anomalib does. Threshold: the largest score among held-out
-normal images (none of them would be flagged); ``predict`` calls images above it anomalous.
+normal images (none of them would be flagged); ``predict`` calls images above it anomalous. Input size:
+256 px by default, anomalib's (defects of a few pixels need the stride-8 stage to see them at that scale).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from transferkit.errors import ConfigError
 class AnomalyModel:
     """``fit(normal images)``, then ``score(images)`` → (image scores (N,), heatmaps (N, S, S))."""
 
-    def __init__(self, source: ModelBackbone, method: AnomalyMethod, image_size: int = 128) -> None:
+    def __init__(self, source: ModelBackbone, method: AnomalyMethod, image_size: int = 256) -> None:
         self.source, self.method, self.image_size = source, method, image_size
         self.features = PatchFeatures(source, method.layers, method.smooth)
         self.threshold: float | None = None
@@ -77,7 +78,7 @@ def build_anomaly_model(
     backbone: str | ModelBackbone = "efficientnet_lite0",
     method: str = "patchcore",
     weights: str | Path | None = "imagenet",
-    image_size: int = 128,
+    image_size: int = 256,
     **options: Any,
 ) -> AnomalyModel:
     """``method`` (patchcore, padim) over a transferkit backbone (a name built with ``weights``, or built)."""

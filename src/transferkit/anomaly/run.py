@@ -35,7 +35,7 @@ def fit_anomaly(
     backbone: str = "efficientnet_lite0",
     method: str = "patchcore",
     weights: str | Path | None = "imagenet",
-    image_size: int = 128,
+    image_size: int = 256,
     held_out: float = 0.2,
     seed: int = 0,
     **options: Any,

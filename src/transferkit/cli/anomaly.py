@@ -15,7 +15,7 @@ def fit(
     method: str = typer.Option("patchcore", help="patchcore or padim."),
     backbone: str = typer.Option("efficientnet_lite0", help="A timm backbone (its mid-level stages)."),
     weights: str = typer.Option("imagenet", help="imagenet (offline caches only), none, or a weights file."),
-    image_size: int = typer.Option(128, help="Images are resized to this square size."),
+    image_size: int = typer.Option(256, help="Images are resized to this square size (anomalib's default)."),
     held_out: float = typer.Option(0.2, help="Share of train/good kept out of the model to set the threshold."),
     seed: int = typer.Option(0),
     out: Path = typer.Option(Path("runs/anomaly"), help="Run folder (model.pt, metrics, report.html)."),

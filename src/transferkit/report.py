@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from transferkit.data.transforms import denormalize
 from transferkit.engine.model import device_of
 
 CSS = """
@@ -109,12 +110,6 @@ def png_bytes(array: np.ndarray, scale: int = 1) -> bytes:
     return buffer.getvalue()
 
 
-def _display(image: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """Undo the normalisation of a (3, H, W) input for display, in [0, 1]."""
-    m, s = torch.tensor(mean).view(3, 1, 1), torch.tensor(std).view(3, 1, 1)
-    return (image.float().cpu() * s + m).clamp(0, 1)
-
-
 def _uint8(image: torch.Tensor) -> np.ndarray:
     return (image.permute(1, 2, 0).numpy() * 255).astype(np.uint8)
 
@@ -175,7 +170,7 @@ def _add_data(report: Report, data: Any, dc: Any) -> None:
         items.append(("table", (["class", "train", "val"], rows)))
     grid = []
     for k, index in _first_of_each_class(data.val, len(data.classes[:20])).items():
-        grid.append((png_bytes(_uint8(_display(data.val[index][0], dc.mean, dc.std))), data.classes[k]))
+        grid.append((png_bytes(_uint8(denormalize(data.val[index][0], dc.mean, dc.std))), data.classes[k]))
     if grid:
         items.append(("images", grid))
 
@@ -239,7 +234,7 @@ def _add_examples(report: Report, model: Any, data: Any, predictions: tuple, exa
         shown = []
         for i in wrong:
             caption = f"true {classes[y[i]]} → {classes[pred[i]]} ({float(probs[i, pred[i]]):.2f})"
-            shown.append((png_bytes(_uint8(_display(data.val[int(i)][0], dc.mean, dc.std))), caption))
+            shown.append((png_bytes(_uint8(denormalize(data.val[int(i)][0], dc.mean, dc.std))), caption))
         section.append(("images", shown))
     else:
         section.append(("text", "No validation image is misclassified."))
@@ -256,7 +251,7 @@ def _add_grad_cam(report: Report, model: Any, images: torch.Tensor, captions: li
     try:
         cams, _ = grad_cam(model, images.to(device_of(model)))
         shown = [
-            (png_bytes(overlay(_display(image, dc.mean, dc.std), cam)), c)
+            (png_bytes(overlay(denormalize(image, dc.mean, dc.std), cam)), c)
             for image, cam, c in zip(images, cams, captions)
         ]
         report.section("Grad-CAM (predicted class)").append(("images", shown))

@@ -12,7 +12,7 @@ import torch
 
 from transferkit.backbones import create_backbone
 from transferkit.detection import build_detector, fit_detector, load_detection_data, load_detector
-from transferkit.detection.crystals import CLASSES, coco_annotations, make_crystals, write_crystals
+from transferkit.detection.crystals import CLASSES, coco_annotations, make_crystals, outline_mask, write_crystals
 from transferkit.detection.data import decode_segmentation
 from transferkit.detection.train import detection_metrics
 from transferkit.engine.config import TrainConfig
@@ -33,7 +33,7 @@ def test_crystals_are_16_bit_noisy_fields_whose_visible_masks_partition_the_crys
 
 def test_partly_hidden_crystals_are_written_as_the_rle_of_exactly_their_visible_pixels(tmp_path):
     images, instances = make_crystals(12, size=96, seed=4)
-    hidden = [c for crystals in instances for c in crystals if c.visible.sum() < _whole(c).sum()]
+    hidden = [c for crystals in instances for c in crystals if c.visible.sum() < outline_mask(c, 96).sum()]
     assert hidden, "a third of the crystals grow against another: some must be partly hidden"
     coco = coco_annotations([f"{i}.tif" for i in range(12)], instances, 96)
     by_order = [c for crystals in instances for c in crystals]
@@ -48,14 +48,6 @@ def test_partly_hidden_crystals_are_written_as_the_rle_of_exactly_their_visible_
             assert (decoded & crystal.visible).sum() / (decoded | crystal.visible).sum() > 0.9
         assert ann["area"] == crystal.visible.sum()
     assert kinds["rle"] and kinds["polygon"]
-
-
-def _whole(crystal) -> np.ndarray:
-    from skimage.draw import polygon as fill
-
-    mask = np.zeros_like(crystal.visible)
-    mask[fill(crystal.polygon[:, 1], crystal.polygon[:, 0], mask.shape)] = True
-    return mask
 
 
 def test_a_coco_polygon_becomes_the_mask_drawn_by_hand():

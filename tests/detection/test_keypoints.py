@@ -15,8 +15,9 @@ from transferkit.backbones import create_backbone
 from transferkit.detection import build_detector, fit_detector, load_detection_data, load_detector
 from transferkit.detection.crystals import KEYPOINTS, write_crystals
 from transferkit.detection.keypoints import keypoint_metrics
-from transferkit.engine.config import TrainConfig
 from transferkit.errors import ConfigError, DataError
+
+from .test_instances import config
 
 
 def _target(points):
@@ -87,11 +88,6 @@ def test_bad_keypoints_are_errors_naming_the_file(tmp_path, keypoints, message):
 def test_an_invisible_keypoint_may_lie_anywhere(tmp_path):
     data = load_detection_data(_coco_with(tmp_path, [3, 3, 2, 40, 3, 0]), size=32, keypoints=True)
     assert data.val[0][1]["keypoints"].shape == (1, 2, 3)
-
-
-def config(**kw) -> TrainConfig:
-    base = {"epochs": 1, "batch_size": 2, "lr": 1e-3, "progress": False, "precision": "32-true", "accelerator": "cpu"}
-    return TrainConfig(**{**base, **kw})
 
 
 def test_keypoint_rcnn_trains_reloads_and_refuses_data_without_its_keypoints(tmp_path):

@@ -49,14 +49,17 @@ class AnomalyImages(Dataset):
     def labels(self) -> list[int]:
         return [s.label for s in self.samples]
 
+    def mask(self, index: int) -> Tensor:
+        """(S, S) float: 1 on the defect's pixels (zeros without a mask), read without decoding the image."""
+        sample = self.samples[index]
+        if sample.mask is None:
+            return torch.zeros(self.size, self.size)
+        pixels = Image.open(sample.mask).convert("L").resize((self.size, self.size), Image.NEAREST)
+        return torch.from_numpy((np.asarray(pixels) > 0).astype(np.float32))
+
     def __getitem__(self, index: int) -> tuple[Tensor, int, Tensor]:
         sample = self.samples[index]
-        image = self.transform(load_image(sample.path))
-        mask = torch.zeros(self.size, self.size)
-        if sample.mask is not None:
-            pixels = Image.open(sample.mask).convert("L").resize((self.size, self.size), Image.NEAREST)
-            mask = torch.from_numpy((np.asarray(pixels) > 0).astype(np.float32))
-        return image, sample.label, mask
+        return self.transform(load_image(sample.path)), sample.label, self.mask(index)
 
 
 @dataclass

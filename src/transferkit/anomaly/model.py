@@ -54,8 +54,13 @@ class AnomalyModel:
         return gaussian_blur(maps, kernel_size=[33, 33], sigma=[4.0, 4.0])[:, 0]
 
     def score(self, images: Tensor | Dataset, batch_size: int = 32) -> tuple[Tensor, Tensor]:
-        """(image scores (N,), heatmaps (N, S, S) at the input size S) of images or a dataset's items."""
-        patch = self.method.patch_scores(self.embed(images, batch_size))
+        """(image scores (N,), heatmaps (N, S, S) at the input size S) of images or a dataset's items; a
+        dataset batch by batch, so that its embeddings are never all held at once."""
+        if not isinstance(images, Tensor):
+            parts = [self.score(batch[0] if isinstance(batch, (list, tuple)) else batch)
+                     for batch in DataLoader(images, batch_size=batch_size)]  # fmt: skip
+            return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
+        patch = self.method.patch_scores(self.features(images))
         return patch.flatten(1).max(dim=1).values, self.heatmaps(patch)
 
     def spec(self) -> dict[str, Any]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import torch
 from torch import Tensor
 
 
@@ -11,15 +10,16 @@ def heatmap_examples(model, dataset, scores: Tensor, maps: Tensor, count: int = 
     """(S, 3S, 3) uint8 strips of the highest- and lowest-scoring test images: image | heatmap | truth."""
     from matplotlib import colormaps
 
+    from transferkit.data.transforms import denormalize
+
     dc = model.features.data_config
-    mean, std = torch.tensor(dc.mean).view(3, 1, 1), torch.tensor(dc.std).view(3, 1, 1)
     order = scores.argsort(descending=True).tolist()
     picked = order[: count // 2] + order[-(count - count // 2) :] if len(order) > count else order
     top = float(maps.max()) or 1.0
     shown = []
     for index in picked:
         image, label, mask = dataset[index]
-        picture = ((image * std + mean).clamp(0, 1).permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+        picture = (denormalize(image, dc.mean, dc.std).permute(1, 2, 0).numpy() * 255).astype(np.uint8)
         heat = (colormaps["inferno"](maps[index].numpy() / top)[..., :3] * 255).astype(np.uint8)
         blended = (0.5 * picture + 0.5 * heat).astype(np.uint8)
         truth = np.repeat((mask.numpy()[..., None] * 255).astype(np.uint8), 3, axis=2)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,12 +15,12 @@ from transferkit.anomaly.model import AnomalyModel, build_anomaly_model
 
 def evaluate_anomaly(model: AnomalyModel, dataset: AnomalyImages, batch_size: int = 32) -> dict[str, Any]:
     """Image AUROC, pixel AUROC (NaN without masks), scores and heatmaps of ``dataset``'s images."""
-    scores, maps = model.score(dataset, batch_size)
-    labels = [s.label for s in dataset.samples]
-    masks = [dataset[i][2] for i in range(len(dataset))] if any(s.mask for s in dataset.samples) else None
     import torch
 
-    pixel = pixel_auroc(maps, torch.stack(masks)) if masks else float("nan")
+    scores, maps = model.score(dataset, batch_size)
+    labels = [s.label for s in dataset.samples]
+    has_masks = any(s.mask for s in dataset.samples)
+    pixel = pixel_auroc(maps, torch.stack([dataset.mask(i) for i in range(len(dataset))])) if has_masks else math.nan
     return {"image_auroc": image_auroc(scores, labels), "pixel_auroc": pixel, "scores": scores, "maps": maps}
 
 

@@ -128,6 +128,12 @@ def build_transforms(
     return T.Compose(steps)
 
 
+def denormalize(image: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:
+    """Undo :class:`Normalize` on a (3, H, W) input for display: float in [0, 1], on the CPU."""
+    m, s = torch.tensor(mean).view(3, 1, 1), torch.tensor(std).view(3, 1, 1)
+    return (image.float().cpu() * s + m).clamp(0, 1)
+
+
 TTA_MODES = ("none", "flip", "dihedral")
 
 

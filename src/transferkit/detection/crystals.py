@@ -87,15 +87,18 @@ def _place(size: int, count: int, rng: np.random.Generator, touching: float) -> 
     return crystals
 
 
-def _visible(size: int, crystals: list[Crystal]) -> list[np.ndarray]:
-    """Each crystal's visible pixels (H, W) bool: its outline less those drawn after it (on top)."""
+def outline_mask(crystal: Crystal, size: int) -> np.ndarray:
+    """(size, size) bool: the pixels inside the crystal's whole outline, hidden or not."""
     from skimage.draw import polygon as fill
 
-    masks = []
-    for crystal in crystals:
-        mask = np.zeros((size, size), bool)
-        mask[fill(crystal.polygon[:, 1], crystal.polygon[:, 0], (size, size))] = True
-        masks.append(mask)
+    mask = np.zeros((size, size), bool)
+    mask[fill(crystal.polygon[:, 1], crystal.polygon[:, 0], (size, size))] = True
+    return mask
+
+
+def _visible(size: int, crystals: list[Crystal]) -> list[np.ndarray]:
+    """Each crystal's visible pixels (H, W) bool: its outline less those drawn after it (on top)."""
+    masks = [outline_mask(crystal, size) for crystal in crystals]
     for i in range(len(masks)):
         for above in masks[i + 1 :]:
             masks[i] &= ~above
@@ -146,11 +149,9 @@ def make_crystals(
 def _segmentation(crystal: Crystal) -> list | dict:
     """The exact polygon where the whole crystal shows; else the RLE of its visible pixels (COCO's two forms)."""
     from pycocotools import mask as mask_utils
-    from skimage.draw import polygon as fill
 
-    whole = np.zeros_like(crystal.visible)
-    whole[fill(crystal.polygon[:, 1], crystal.polygon[:, 0], whole.shape)] = True
-    if np.array_equal(whole, crystal.visible):  # COCO's coordinates: pixel (c, r) spans [c, c + 1) × [r, r + 1)
+    if np.array_equal(outline_mask(crystal, len(crystal.visible)), crystal.visible):
+        # COCO's coordinates: pixel (c, r) spans [c, c + 1) × [r, r + 1), so the pixel-centre polygon moves by half
         return [(crystal.polygon + 0.5).round(2).reshape(-1).tolist()]
     rle = mask_utils.encode(np.asfortranarray(crystal.visible.astype(np.uint8)))
     return {"size": list(rle["size"]), "counts": rle["counts"].decode("ascii")}

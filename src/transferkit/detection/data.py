@@ -120,9 +120,10 @@ def check_boxes(item: Annotated, source: Path, num_classes: int) -> None:
             raise DataError(f"{source}: {item.path.name} has a box of class {label}, outside 0…{num_classes - 1}.")
 
 
-def keypoint_names(json_path: Path) -> list[str]:
-    """The keypoint names of a COCO file's categories ([] when none has any); all must share one list."""
-    categories = json.loads(json_path.read_text()).get("categories", [])
+def keypoint_names(json_path: Path, coco: dict | None = None) -> list[str]:
+    """The keypoint names of a COCO file's categories ([] when none has any); all must share one list.
+    ``coco``: the file's content when already parsed."""
+    categories = (coco if coco is not None else json.loads(json_path.read_text())).get("categories", [])
     lists = {tuple(c["keypoints"]) for c in categories if c.get("keypoints")}
     if len(lists) > 1:
         raise DataError(
@@ -147,7 +148,7 @@ def _keypoints(ann: dict, count: int, json_path: Path, name: str) -> np.ndarray 
 def read_coco(json_path: Path, images_dir: Path) -> tuple[list[str], list[Annotated]]:
     """Classes (by category id order) and boxes of a COCO file; every image of it must exist."""
     coco = json.loads(json_path.read_text())
-    points = len(keypoint_names(json_path))
+    points = len(keypoint_names(json_path, coco))
     categories = sorted(coco.get("categories", []), key=lambda c: c["id"])
     index = {c["id"]: i for i, c in enumerate(categories)}
     items: dict[int, Annotated] = {}

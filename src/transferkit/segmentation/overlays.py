@@ -22,15 +22,16 @@ def mask_examples(model: SegmentationModel, dataset: Dataset, count: int = 6) ->
     masks blended in."""
     from torchvision.utils import draw_segmentation_masks
 
+    from transferkit.data.transforms import denormalize
+
     dc, colours = model.data_config, palette(len(model.classes))
-    mean, std = torch.tensor(dc.mean).view(3, 1, 1), torch.tensor(dc.std).view(3, 1, 1)
     model.eval()
     shown = []
     for index in range(min(count, len(dataset))):
         image, mask = dataset[index]
         with torch.inference_mode():
             pred = model(image[None].to(next(model.parameters()).device)).argmax(1)[0].cpu()
-        picture = ((image.float().cpu() * std + mean).clamp(0, 1) * 255).to(torch.uint8)  # the input, un-normalised
+        picture = (denormalize(image, dc.mean, dc.std) * 255).to(torch.uint8)
         panels = [picture]
         for ids in (mask, pred):
             layers = torch.stack([ids == k for k in range(len(model.classes))])

@@ -234,10 +234,14 @@ def test_continual_prints_matrices_and_forgetting(tmp_path):
     from ..conftest import write_class_images
 
     data = write_class_images(tmp_path / "d", classes=("a", "b", "c", "d"), per_class=8)
-    args = ["continual", str(data), "--tasks", "2", "--methods", "fine-tune,replay", "--epochs", "2", *NET[:4]]
+    methods = "fine-tune,replay,progressive"
+    args = ["continual", str(data), "--tasks", "2", "--methods", methods, "--epochs", "2", *NET[:4]]
     result = runner.invoke(app, [*args, "--image-size", "32"])
     assert result.exit_code == 0, result.output
     assert "accuracy matrix" in result.output and "forgetting" in result.output and "replay" in result.output
+    aware = next(line for line in result.output.splitlines() if line.startswith("progressive (task-aware) "))
+    assert float(aware.split()[-2]) == 0.0  # its forgetting: old columns never change
+    assert "progressive (no task id)" in result.output and "is told which task" in result.output
 
 
 def test_advise_prints_a_strategy_and_its_reasons_and_the_same_ones_every_time(image_folder):

@@ -11,7 +11,11 @@ import typer
 def continual(
     data: Path = typer.Argument(..., help="Class sub-folders (or train/ val/); classes are split into tasks."),
     tasks: int = typer.Option(3, help="Number of tasks (disjoint class groups)."),
-    methods: str = typer.Option("fine-tune,ewc,lwf,replay"),
+    methods: str = typer.Option(
+        "fine-tune,ewc,lwf,replay,progressive",
+        help="Continual methods to compare; progressive grows one column of the backbone's top layer groups per task.",
+    ),
+    column_groups: int = typer.Option(2, help="progressive: layer groups of the backbone in each column."),
     epochs: int = typer.Option(5, help="Epochs per task."),
     buffer: int = typer.Option(200, help="replay: stored examples."),
     ewc_lambda: float = typer.Option(100.0),
@@ -26,16 +30,22 @@ def continual(
     from transferkit.api import load_data
     from transferkit.backbones import create_backbone
     from transferkit.continual import class_incremental_tasks, run_continual
+    from transferkit.continual.progressive import column_segments
     from transferkit.inference import dataset_features
 
     bb = create_backbone(backbone, weights=weights)
+    names = [m.strip() for m in methods.split(",") if m.strip()]
+    segments = column_segments(bb, column_groups) if "progressive" in names else None  # bad backbone: fail first
     loaded = load_data(data, bb.data_config, preset="none", image_size=image_size, val_fraction=val_fraction, seed=seed)
     train_x, train_y = dataset_features(bb, loaded.train_eval)
     test_x, test_y = dataset_features(bb, loaded.val)
     sequence = class_incremental_tasks(train_x, train_y, test_x, test_y, tasks, seed)
     options = {"replay": {"capacity": buffer, "seed": seed}, "ewc": {"lam": ewc_lambda}}
     rows = []
-    for name in [m.strip() for m in methods.split(",") if m.strip()]:
+    for name in names:
+        if name == "progressive":
+            rows += _progressive(bb, loaded, segments, column_groups, tasks, epochs, batch_size, seed)
+            continue
         result = run_continual(
             sequence,
             name,
@@ -47,9 +57,29 @@ def continual(
             log=lambda _: None,
         )
         rows.append(result)
-        typer.echo(f"\n{name}: accuracy matrix (row i: after task i; column j: task j)")
+    for result in rows:
+        typer.echo(f"\n{result.method}: accuracy matrix (row i: after task i; column j: task j)")
         for i, row in enumerate(result.accuracy_matrix):
             typer.echo("  " + " ".join(f"{v:.3f}" if j <= i else "  -  " for j, v in enumerate(row)))
-    typer.echo(f"\n{'method':10s} {'avg acc':>8s} {'forgetting':>10s}")
+    typer.echo(f"\n{'method':26s} {'avg acc':>8s} {'forgetting':>10s} {'seconds':>8s}")
     for r in rows:
-        typer.echo(f"{r.method:10s} {r.average_accuracy:8.4f} {r.forgetting:10.4f}")
+        typer.echo(f"{r.method:26s} {r.average_accuracy:8.4f} {r.forgetting:10.4f} {r.seconds:8.1f}")
+    if "progressive" in names:
+        typer.echo(
+            "Note: progressive (task-aware) is told which task an image belongs to and uses that task's column; "
+            "the other rows, and progressive (no task id), are not (class-incremental: all seen classes compete)."
+        )
+
+
+def _progressive(bb, loaded, segments, groups: int, tasks: int, epochs: int, batch_size: int, seed: int) -> list:
+    """Both progressive rows: the tasks' inputs are the frozen bottom's feature maps."""
+    from transferkit.continual import class_incremental_tasks
+    from transferkit.continual.progressive import run_progressive, segment_widths
+    from transferkit.inference import dataset_features
+
+    cut = len(bb.layer_groups()) - groups
+    train_x, train_y = dataset_features(bb, loaded.train_eval, split=cut)
+    test_x, test_y = dataset_features(bb, loaded.val, split=cut)
+    sequence = class_incremental_tasks(train_x, train_y, test_x, test_y, tasks, seed)
+    widths = segment_widths(segments[0], segments[1], loaded.data_config.input_size)
+    return list(run_progressive(sequence, segments[1], widths, epochs, batch_size, seed=seed, log=lambda _: None))

@@ -109,7 +109,10 @@ def run_continual(
     torch.manual_seed(seed)
     started = time.perf_counter()
     model = head_network(tasks[0].train_x.shape[1], num_classes)
-    learner = continual_methods.get(method)(**(method_options or {}))
+    cls = continual_methods.get(method)
+    if getattr(cls, "columns", False):
+        raise ConfigError(f"{method!r} grows columns over the backbone's layers: run it with run_progressive.")
+    learner = cls(**(method_options or {}))
     fabric = local_fabric("cpu")
     matrix = np.zeros((len(tasks), len(tasks)))
     seen: set[int] = set()
@@ -125,9 +128,14 @@ def run_continual(
         learner.after_task(model, task.train_x, task.train_y, t)
         matrix[t, : t + 1] = _accuracies(model, tasks[: t + 1], mask)
         log(f"{method}: after task {t + 1} ({task.name}) accuracy on tasks so far {np.round(matrix[t, : t + 1], 3)}")
+    return summarize(method, matrix, time.perf_counter() - started)
+
+
+def summarize(method: str, matrix: np.ndarray, seconds: float) -> ContinualResult:
+    """Average accuracy (last row's mean) and forgetting of an accuracy matrix."""
     final = matrix[-1]
-    forgetting = float(np.mean([matrix[:-1, j].max() - final[j] for j in range(len(tasks) - 1)]))
-    return ContinualResult(method, matrix, float(final.mean()), forgetting, time.perf_counter() - started)
+    forgetting = float(np.mean([matrix[:-1, j].max() - final[j] for j in range(len(matrix) - 1)]))
+    return ContinualResult(method, matrix, float(final.mean()), forgetting, seconds)
 
 
 def _accuracies(model: nn.Module, tasks: Sequence[Task], mask: Tensor | None) -> list[float]:

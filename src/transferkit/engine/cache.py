@@ -130,8 +130,11 @@ def dataset_features(
     layer: str | None = None,
     num_workers: int = 0,
     precision: str = "auto",
+    split: int | None = None,
 ) -> tuple[Tensor, Tensor]:
     """(features (N, D) float32, labels (N,)) of a labelled dataset, in order, on one process.
+
+    ``split=k``: the outputs of the backbone's first ``k`` layer groups instead (feature maps).
 
     :func:`extract_features` on the backbone's device, with ``channels_last``. ``precision="auto"``
     uses bf16 autocast where the hardware runs it natively (about 2× faster on such CPUs; see
@@ -143,8 +146,9 @@ def dataset_features(
     device = device_of(backbone)
     dtype = frozen_autocast_dtype(precision, device)
     return extract_features(
-        local_fabric(device), backbone, dataset, batch_size, num_workers, True, None, autocast_dtype=dtype, layer=layer
-    )
+        local_fabric(device), backbone, dataset, batch_size, num_workers, True, None, split,
+        autocast_dtype=dtype, layer=layer,
+    )  # fmt: skip
 
 
 class FeatureCache:

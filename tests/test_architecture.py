@@ -11,7 +11,7 @@ from transferkit.registry import Registry
 SRC = Path(transferkit.__file__).parent
 ROOT = SRC.parent.parent
 LOWER = ["data", "backbones", "heads", "strategies", "engine", "adaptation", "continual", "fewshot", "peft"]
-LOWER += ["transferability", "interpret", "zeroshot", "segmentation", "detection", "anomaly"]
+LOWER += ["transferability", "interpret", "zeroshot", "segmentation", "detection", "anomaly", "semi"]
 UPPER = ("transferkit.api", "transferkit.auto", "transferkit.cli", "transferkit.report", "transferkit.serve")
 LONG_FUNCTION = 60  # statements' lines, docstring excluded
 

@@ -60,6 +60,7 @@ class Data:
     data_config: DataConfig
     splits: Splits | None = None
     preset: str = "light"
+    unlabeled: Dataset | None = None  # raw unlabelled images (``fit --unlabeled``): self-training uses them
 
     def summary(self) -> str:
         counts = self.splits.counts("train") if self.splits else None
@@ -118,7 +119,7 @@ def rebind(data: Data, data_config: DataConfig, image_size: int | None = None) -
         test=data.test.base if data.test is not None else None,  # type: ignore[attr-defined]
         image_size=image_size,
     )
-    result.splits = data.splits
+    result.splits, result.unlabeled = data.splits, data.unlabeled
     return result
 
 
@@ -160,7 +161,18 @@ def load_data(
     return result
 
 
+def load_unlabeled(
+    folder: str | Path, on_bad_image: Literal["skip", "error"] = "skip", max_pixels: int = DEFAULT_MAX_PIXELS
+) -> Dataset:
+    """Every image under ``folder`` (any depth, any size or mode: decoded like the labelled ones), label -1."""
+    from transferkit.inference import list_images
+
+    samples = [(path, -1) for path in list_images([folder])]
+    return ImageFileDataset(verify_images(samples, on_bad_image, max_pixels), max_pixels=max_pixels)
+
+
 PEFT_STRATEGIES = ("peft", "lora", "adapter", "bitfit", "prompt")
+SEMI_STRATEGY = "self-training"
 
 
 STRATEGY_OPTIONS = {
@@ -242,16 +254,29 @@ def train_classifier(
     if strategy == "auto":
         return _fit_auto(data, backbone, config, weights, out, time_budget, log, report, resume)
     bb = create_backbone(backbone, weights=weights) if isinstance(backbone, str) else backbone
+    if strategy == SEMI_STRATEGY and data.unlabeled is None:
+        raise ConfigError(f"Strategy {SEMI_STRATEGY!r} learns from unlabelled images: give them with --unlabeled DIR.")
+    if strategy != SEMI_STRATEGY and data.unlabeled is not None:
+        raise ConfigError(
+            f"Strategy {strategy!r} would ignore the {len(data.unlabeled)} unlabelled images: use --strategy auto "
+            f"(which adds {SEMI_STRATEGY}) or {SEMI_STRATEGY}, or leave out --unlabeled."
+        )
     source, classifier = SKLEARN_STRATEGIES.get(strategy, (None, None))
     if source is not None:
         bb = create_backbone(source)
         data = rebind(data, bb.data_config)
-    bb, train_features = with_layers(bb, layers, data, config, log)
+    semi = strategy == SEMI_STRATEGY
+    bb, train_features = with_layers(bb, layers or ("auto" if semi else None), data, config, log)
     log(
         f"Backbone {bb.name}: {bb.num_features} features, {len(bb.layer_groups())} layer groups, "
         f"{sum(p.numel() for p in bb.parameters()):,} parameters. Data: {data.summary()}."
     )
-    if classifier is not None:
+    if semi:
+        from transferkit.semi.run import fit_semi
+
+        chosen = bb if isinstance(bb, MultiDepthBackbone) else MultiDepthBackbone(bb, ["last"])
+        result = fit_semi(chosen, data, data.unlabeled, config, out, log, run_config=_run_config(data))
+    elif classifier is not None:
         result = fit_frozen(
             bb, data.train_eval, data.val, data.classes, data.data_config, classifier, config, out, log,
             _run_config(data), standardize=source is None, train_features=train_features,
@@ -270,11 +295,15 @@ def train_classifier(
 
 def _fit_auto(data, backbone, config, weights, out, time_budget, log, report, resume) -> FitResult:
     from transferkit.auto import fit_auto
+    from transferkit.auto.recipes import DEFAULT_RECIPES, SEMI_RECIPE
 
     native = (create_backbone(backbone, weights=None) if isinstance(backbone, str) else backbone).data_config
     size = data.data_config.input_size
     fixed = size if size != native.input_size else None  # an explicit --image-size applies to every recipe
-    result = fit_auto(data, backbone, config, weights, out, time_budget, log=log, image_size=fixed, resume=resume)
+    recipes = DEFAULT_RECIPES + ((SEMI_RECIPE,) if data.unlabeled is not None else ())
+    result = fit_auto(
+        data, backbone, config, weights, out, time_budget, recipes, log=log, image_size=fixed, resume=resume
+    )
     bound = rebind(data, result.model.data_config)
     if data.test is not None:
         result.test_metrics = _score_test(result, bound.test, config, log)

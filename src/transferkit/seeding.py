@@ -13,7 +13,7 @@ import random
 import numpy as np
 import torch
 
-STRIDES = {"epoch": 1_000_003, "loader": 7919}
+STRIDES = {"epoch": 1_000_003, "loader": 7919, "semi": 104_729}  # "semi": the strong views of self-training
 
 
 def derive_seed(seed: int, index: int = 0, stream: str = "epoch") -> int:

@@ -161,3 +161,41 @@ def test_unused_budget_goes_to_the_later_recipes():
     assert allowance(recipes, 1, 600, 400) == 250  # 400 - 150 reserved for "c"
     assert allowance(recipes, 2, 600, 200) == 200  # the last one takes what is left, beyond its 150
     assert allowance(recipes, 2, 600, 100) == 100
+
+
+def test_auto_tries_self_training_only_when_unlabelled_images_are_given(tmp_path, monkeypatch):
+    import transferkit.auto as auto
+    from transferkit.auto.recipes import SEMI_RECIPE
+
+    seen = []
+
+    def recording(data, backbone, config, weights, out, budget, recipes, **kwargs):
+        seen.append([r.name for r in recipes])
+        raise StopIteration  # the recipes are all this test needs
+
+    monkeypatch.setattr(auto, "fit_auto", recording)
+    backbone, data = tiny_data()
+    for pool in (None, TensorImageDataset(torch.rand(5, 3, 20, 12), [-1] * 5)):
+        data.unlabeled = pool
+        with pytest.raises(StopIteration):
+            train_classifier(data, backbone, "auto", config(), log=quiet)
+    assert SEMI_RECIPE.name not in seen[0] and seen[1] == [*seen[0], SEMI_RECIPE.name]
+    assert not SEMI_RECIPE.trained  # frozen features: never budgeted as fine-tuning
+
+
+def test_self_training_through_auto_uses_the_pool_and_is_selected_on_validation(tmp_path):
+    from transferkit.auto.recipes import SEMI_RECIPE
+
+    backbone, data = _data_with_untouchable_test()
+    data.unlabeled = TensorImageDataset(torch.rand(12, 3, 16, 16), [-1] * 12)
+    recipes = (Recipe("pixels-svm", "sklearn-pixels-svm"), SEMI_RECIPE)
+    fit_auto(data, backbone, config(), None, tmp_path, 300, recipes, log=quiet)
+    rows = {r["recipe"]: r for r in json.loads((tmp_path / "auto.json").read_text())["trials"]}
+    assert rows["self-training"]["status"] == "ok", rows["self-training"]
+
+
+def test_a_strategy_that_would_ignore_the_unlabelled_images_says_so():
+    backbone, data = tiny_data()
+    data.unlabeled = TensorImageDataset(torch.rand(3, 3, 16, 16), [-1] * 3)
+    with pytest.raises(ConfigError, match="would ignore the 3 unlabelled images"):
+        train_classifier(data, backbone, "partial", config(), log=quiet)

@@ -24,10 +24,13 @@ def test_microscopy_preset_keeps_scale_and_uses_given_stats():
 
 @pytest.mark.parametrize("preset", ["none", "light", "strong", "microscopy"])
 @pytest.mark.parametrize("auto", ["none", "randaugment", "trivialaugment"])
-def test_presets_give_normalised_tensors_of_the_right_size(preset, auto):
-    transform = build_transforms(preset, 12, (0.5,) * 3, (0.25,) * 3, train=True, auto_augment=auto)
-    out = transform(torch.rand(3, 20, 30))
-    assert out.shape == (3, 12, 12) and out.dtype == torch.float32
+@pytest.mark.parametrize("interpolation", ["bilinear", "bicubic"])  # bicubic: EfficientNet-Lite's data config
+def test_presets_give_normalised_tensors_of_the_right_size(preset, auto, interpolation):
+    transform = build_transforms(preset, 12, (0.5,) * 3, (0.25,) * 3, True, auto, interpolation)
+    for seed in range(20):  # RandAugment's rotations and shears included (tensors: nearest/bilinear only)
+        torch.manual_seed(seed)
+        out = transform(torch.rand(3, 20, 30))
+        assert out.shape == (3, 12, 12) and out.dtype == torch.float32
 
 
 def test_unknown_preset():

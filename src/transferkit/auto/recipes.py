@@ -53,7 +53,7 @@ class Recipe:
     @property
     def trained(self) -> bool:
         """Whether the recipe takes gradient steps in the backbone (frozen-feature recipes do not)."""
-        return not self.strategy.startswith("sklearn-") and self.strategy != "feature-extraction"
+        return not self.strategy.startswith("sklearn-") and self.strategy not in ("feature-extraction", "self-training")
 
 
 FINE_TUNE = {"lr": 1e-3, "batch_size": 32, "warmup_epochs": 1.0, "label_smoothing": 0.1}
@@ -97,4 +97,13 @@ DEFAULT_RECIPES = (
         share=0.25,
         about="every layer, AdamW with warm-up and cosine decay, label smoothing, EMA of weights",
     ),
+)
+
+SEMI_RECIPE = Recipe(
+    "self-training",
+    "self-training",
+    layers="auto",
+    share=0.3,
+    about="frozen features of the labelled and the --unlabeled images (plain and RandAugment views) → "
+    "class-balanced self-training of an MLP head, the round kept by validation (tried only with --unlabeled)",
 )

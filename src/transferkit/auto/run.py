@@ -120,6 +120,9 @@ def estimate(recipe: Recipe, size: int | None, probe: CostProbe, data, cfg: Trai
     forward = probe.forward(size)
     if not recipe.trained:  # frozen features: every group once for --layers auto, then the cached views
         passes = n_train * (cfg.cache_views + (1 if recipe.layers == "auto" else 0)) + n_val
+        if recipe.strategy == "self-training":  # a plain and a strong view of every image, then the head's rounds
+            passes += 2 * (n_train + len(data.unlabeled))
+            return RECIPE_OVERHEAD + passes * (forward + probe.load(data.train, size)) + 60.0
         load = probe.load(data.train, data.data_config.input_size) if cfg.cache_views > 1 else 0.0
         return RECIPE_OVERHEAD + passes * (forward + load) + 5.0 + n_train * 0.02  # + layer selection and C search
     load = probe.load(rebind(data, data.data_config, size).train, size)
@@ -261,6 +264,8 @@ def run_recipe(recipe, size, estimate_s, data, backbone, weights, cfg, folder, l
 
     bb = _fresh(backbone, weights)
     bound = rebind(data, data.data_config, size) if size else data  # keeps the data's normalisation
+    if recipe.strategy != "self-training" and bound.unlabeled is not None:  # only self-training reads the pool
+        bound = dataclasses.replace(bound, unlabeled=None)
     options = dict(recipe.options)
     if "groups_fraction" in options:
         options = {"groups": _groups(recipe, bb)}

@@ -20,7 +20,11 @@ def fit(
         "auto",
         help="auto (try budgeted recipes incl. classical baselines, keep the best on validation), "
         "feature-extraction, fine-tune, partial, discriminative, progressive, lp-ft, sklearn-logreg, sklearn-svm, "
-        "sklearn-hog-svm, sklearn-pixels-svm, or PEFT: lora, adapter, bitfit, prompt.",
+        "sklearn-hog-svm, sklearn-pixels-svm, self-training (needs --unlabeled), "
+        "or PEFT: lora, adapter, bitfit, prompt.",
+    ),
+    unlabeled: Optional[Path] = typer.Option(
+        None, help="Folder of unlabelled images (any depth): auto adds a self-training recipe that learns from them."
     ),
     time_budget: str = typer.Option("10m", help="auto: wall-clock budget for all recipes, e.g. 600, 10m, 1h."),
     layers: Optional[str] = typer.Option(
@@ -90,13 +94,18 @@ def fit(
     config: Optional[Path] = typer.Option(None, help="YAML file of options; command-line flags override it."),
 ) -> None:
     """Train a classifier on a folder of images from a pretrained backbone."""
-    from transferkit.api import strategy_option_names, train_classifier
+    from transferkit.api import load_unlabeled, strategy_option_names, train_classifier
 
     p = merge_config_file(ctx, dict(ctx.params), config)
     p["peft_options"] = parse_key_values(p.get("peft_options"))
     if isinstance(p.get("loggers"), str):
         p["loggers"] = tuple(x.strip() for x in p["loggers"].split(",") if x.strip())
     bb, dataset = backbone_and_data(p)
+    if p.get("unlabeled"):
+        dataset.unlabeled = load_unlabeled(
+            p["unlabeled"], p.get("on_bad_image", "skip"), p.get("max_pixels") or 89_478_485
+        )
+        typer.echo(f"Unlabelled images: {len(dataset.unlabeled)} in {p['unlabeled']}")
     head_options = (
         {"dropout": p["head_dropout"]}
         if p["head"] == "linear"

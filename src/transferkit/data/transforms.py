@@ -94,6 +94,8 @@ def build_transforms(
     if preset not in PRESETS:
         raise ConfigError(f"No augmentation preset {preset!r}. Available: {', '.join(PRESETS)}.")
     interp = _interp(interpolation)
+    # torchvision's augmentation policies rotate/shear tensors with nearest or bilinear sampling only
+    policy = interp if interp in (T.InterpolationMode.NEAREST, T.InterpolationMode.BILINEAR) else _interp("bilinear")
     resize = [SharedChannels(T.Resize((size, size), interpolation=interp, antialias=True))]
     if not train or preset == "none":
         steps: list[nn.Module] = list(resize)
@@ -106,7 +108,7 @@ def build_transforms(
         steps = [
             SharedChannels(T.RandomResizedCrop(size, scale=(0.25, 1.0), interpolation=interp, antialias=True)),
             T.RandomHorizontalFlip(),
-            T.TrivialAugmentWide(interpolation=interp),
+            T.TrivialAugmentWide(interpolation=policy),
         ]
     else:  # microscopy
         steps = [
@@ -117,9 +119,9 @@ def build_transforms(
             T.ColorJitter(brightness=0.1, contrast=0.1),
         ]
     if train and auto_augment == "randaugment":
-        steps.append(T.RandAugment(interpolation=interp))
+        steps.append(T.RandAugment(interpolation=policy))
     elif train and auto_augment == "trivialaugment":
-        steps.append(T.TrivialAugmentWide(interpolation=interp))
+        steps.append(T.TrivialAugmentWide(interpolation=policy))
     elif auto_augment not in ("none", "randaugment", "trivialaugment"):
         raise ConfigError(f"auto_augment must be none, randaugment or trivialaugment, got {auto_augment!r}.")
     steps.append(T.Normalize(list(mean), list(std)))

@@ -75,7 +75,8 @@ def fit_frozen(
         f"{classifier} on frozen {backbone.name} features: C={fitted.C:g} ({cv}), val accuracy "
         f"{metrics.accuracy:.4f}, macro F1 {metrics.f1:.4f} ({seconds:.1f} s)"
     )
-    out_path = _write_run(out, model, row, metrics, config, classifier, run_config)
+    facts = {"strategy": {"classifier": classifier}, **(run_config or {})}
+    out_path = write_frozen_run(out, model, [row], metrics, config, facts)
     images = len(train_y) + len(val_y)
     return FitResult(
         model,
@@ -124,14 +125,14 @@ def _history_row(
     return row
 
 
-def _write_run(out, model, row, metrics, config, classifier, run_config) -> Path | None:
+def write_frozen_run(out, model, rows: list[dict], metrics, config, facts: dict[str, Any]) -> Path | None:
+    """A run folder for a model fitted without epochs: config, ``best.pt``, ``rows`` as metrics.csv, confusion."""
     if out is None:
         return None
     path = run_dir.prepare(out)
-    facts = {"train": config.to_dict(), "strategy": {"classifier": classifier}, "model": model.spec()}
-    run_dir.write_config(path, {**facts, **(run_config or {})})
+    run_dir.write_config(path, {"train": config.to_dict(), "model": model.spec(), **facts})
     atomic_save({"spec": model.spec(), "state_dict": model.state_dict(), "epoch": 0}, path / "best.pt")
     run_dir.write_json(path, "best_metrics.json", {"epoch": 0, **vars(metrics)})
-    run_dir.write_metrics_csv(path, [row])
+    run_dir.write_metrics_csv(path, rows)
     run_dir.plot_confusion(path, metrics.confusion, model.classes)
     return path

@@ -1,0 +1,170 @@
+"""Class-balanced self-training with weak/strong views (pseudo-labelling + consistency, on cached features).
+
+Round 0 trains an MLP head on the labelled images' features. Each later round labels the
+unlabelled images with the previous head — the mean of its softmax on the image's weak view
+(eval transform) and its strong views (RandAugment) — keeps, for every class, the images it
+predicts for that class most confidently, at most ``share · N / classes`` of them (balanced: a
+confident majority class cannot crowd out the others, the failure of a global threshold at
+10 labels per class), and trains a fresh head on labelled + pseudo-labelled images, each
+batch drawing the weak or a strong view of every image (the consistency of FixMatch: the
+label comes from both views, the loss asks the strong view for it too). ``share`` grows
+round by round (curriculum: the most confident first). The round kept is the one with the
+best validation accuracy, so round 0 (labelled only) wins when the unlabelled images do not help.
+
+The backbone is frozen, so each view is one pass of the backbone, computed once (and kept in
+the feature store between runs); the rounds train only the head, in seconds on a CPU.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+from torch.nn import functional as F
+
+from transferkit.engine.distributed import local_fabric
+from transferkit.engine.trainer import StepOutput, Trainer, TrainingTask
+from transferkit.heads.mlp import MLPHead
+from transferkit.seeding import derive_seed
+
+
+def balanced_pseudo_labels(probs: Tensor, per_class: int) -> tuple[Tensor, Tensor]:
+    """(indices, labels) of the pseudo-labelled images.
+
+    An image is a candidate for the class of its highest probability; of each class's candidates
+    the ``per_class`` most probable are kept (all of them when there are fewer).
+    """
+    confidence, predicted = probs.max(1)
+    kept, labels = [], []
+    for c in range(probs.shape[1]):
+        candidates = (predicted == c).nonzero().squeeze(1)
+        top = candidates[confidence[candidates].argsort(descending=True)[:per_class]]
+        kept.append(top)
+        labels.append(torch.full((len(top),), c, dtype=torch.long))
+    return torch.cat(kept), torch.cat(labels)
+
+
+@dataclass
+class Views:
+    """Features of some images: ``weak`` (N, D) and ``strong`` [(N, D), ...] (one tensor per augmented view)."""
+
+    weak: Tensor
+    strong: Sequence[Tensor]
+
+    def subset(self, index: Tensor) -> Views:
+        return Views(self.weak[index], [s[index] for s in self.strong])
+
+    def cat(self, other: Views) -> Views:
+        return Views(torch.cat([self.weak, other.weak]), [torch.cat(p) for p in zip(self.strong, other.strong)])
+
+    def __len__(self) -> int:
+        return len(self.weak)
+
+
+@dataclass(frozen=True)
+class SelfTrainingConfig:
+    rounds: int = 4
+    final_share: float = 0.8  # of the unlabelled images pseudo-labelled in the last round
+    steps: int = 1500  # most optimizer steps per round
+    min_steps: int = 200  # fewest: a round takes passes × images / batch_size steps between the two
+    passes: float = 10.0
+    batch_size: int = 256
+    lr: float = 1e-3
+    hidden: int = 512
+    labelled_weight: float = 0.5  # share of each batch drawn from the labelled images (after round 0)
+    seed: int = 0
+
+
+class _HeadTask(TrainingTask):
+    """One round: a fresh MLP head on (possibly pseudo-)labelled features, weak or strong view per sample."""
+
+    def __init__(self, views: Views, labels: Tensor, weights: Tensor, num_classes: int, cfg: SelfTrainingConfig):
+        self.views, self.labels, self.weights, self.cfg = views, labels, weights, cfg
+        self.head = MLPHead(views.weak.shape[1], num_classes, hidden=cfg.hidden)
+        self.batch = min(cfg.batch_size, len(labels))  # a small labelled set: small batches, not repeated images
+        self.steps = min(cfg.steps, max(cfg.min_steps, math.ceil(cfg.passes * len(labels) / self.batch)))
+        self.name = "self-training head"
+
+    def setup(self, trainer: Trainer) -> None:
+        optimizer = torch.optim.AdamW(self.head.parameters(), lr=self.cfg.lr, weight_decay=0.05)
+        self.module, self.optimizer = trainer.setup(self.head, optimizer)
+        self.schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, self.cfg.lr, total_steps=self.steps)
+
+    def batches(self, epoch: int) -> list[Tensor]:
+        self.head.train()
+        draws = torch.multinomial(self.weights, self.steps * self.batch, replacement=True)
+        return list(draws.split(self.batch))  # seeded by the trainer
+
+    def training_step(self, idx: Tensor) -> StepOutput:
+        which = torch.randint(0, 1 + len(self.views.strong), (len(idx),))
+        x = self.views.weak[idx].clone()
+        for k, strong in enumerate(self.views.strong, start=1):
+            x[which == k] = strong[idx[which == k]]
+        logits = self.module(x)
+        loss = F.cross_entropy(logits, self.labels[idx], label_smoothing=0.1)
+        return StepOutput(loss, len(idx), logits, self.labels[idx])
+
+    def after_step(self) -> None:
+        self.schedule.step()
+
+    def validate(self, epoch: int) -> dict[str, float]:
+        return {}
+
+
+@torch.no_grad()
+def predict_views(head: torch.nn.Module, views: Views) -> Tensor:
+    """Mean softmax of ``head`` over the weak and every strong view."""
+    head.eval()
+    probs = [F.softmax(head(v), 1) for v in (views.weak, *views.strong)]
+    return torch.stack(probs).mean(0)
+
+
+def _accuracy(head: torch.nn.Module, features: Tensor, labels: Tensor) -> float:
+    head.eval()
+    with torch.no_grad():
+        return float((head(features).argmax(1) == labels).float().mean())
+
+
+def _round_data(
+    r: int, head: MLPHead | None, labelled: Views, labels: Tensor, unlabelled: Views, cfg: SelfTrainingConfig
+) -> tuple[Views, Tensor, Tensor]:
+    """(views, labels, sampling weights) of round ``r``: labelled only, then + the balanced pseudo-labels."""
+    if not r or head is None:
+        return labelled, labels, torch.ones(len(labels))
+    classes = head.num_classes
+    per_class = int(cfg.final_share * r / cfg.rounds * len(unlabelled) / classes)
+    kept, pseudo = balanced_pseudo_labels(predict_views(head, unlabelled), per_class)
+    share = cfg.labelled_weight if len(kept) else 1.0
+    weights = torch.cat([torch.full((len(labels),), share / len(labels)), torch.full((len(kept),), 1 - share)])
+    weights[len(labels) :] /= max(len(kept), 1)
+    return labelled.cat(unlabelled.subset(kept)), torch.cat([labels, pseudo]), weights
+
+
+def self_train(
+    labelled: Views,
+    labels: Tensor,
+    unlabelled: Views,
+    val: tuple[Tensor, Tensor],
+    num_classes: int,
+    cfg: SelfTrainingConfig = SelfTrainingConfig(),
+    log: Callable[[str], None] = print,
+) -> tuple[MLPHead, list[dict], list[MLPHead]]:
+    """The head of the round with the best validation accuracy, one history row per round, every round's head."""
+    fabric, head, history, heads = local_fabric("cpu"), None, [], []
+    best: tuple[float, MLPHead | None] = (-1.0, None)
+    for r in range(cfg.rounds + 1):
+        views, targets, weights = _round_data(r, head, labelled, labels, unlabelled, cfg)
+        task = _HeadTask(views, targets, weights, num_classes, cfg)
+        Trainer(fabric, seed=derive_seed(cfg.seed, r), log=lambda _: None).fit(task, 1)
+        head = task.head.eval()
+        heads.append(head)
+        accuracy, pseudo = _accuracy(head, *val), len(targets) - len(labels)
+        history.append({"round": r, "pseudo_labelled": pseudo, "val_acc": round(accuracy, 6)})
+        log(f"self-training round {r}: {pseudo} pseudo-labelled images, val accuracy {accuracy:.4f}")
+        if accuracy > best[0]:
+            best = (accuracy, head)
+    assert best[1] is not None
+    return best[1], history, heads

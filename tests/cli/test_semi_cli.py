@@ -1,0 +1,45 @@
+"""``fit --unlabeled``: unlabelled images of other sizes and modes are read like labelled ones; a clear error
+without them; the saved model predicts."""
+
+import numpy as np
+import tifffile
+from PIL import Image
+from typer.testing import CliRunner
+
+from transferkit.cli.main import app
+
+from ..conftest import write_class_images
+
+runner = CliRunner()
+NET = "--backbone resnet18 --weights none --image-size 32 --precision 32-true --no-progress".split()
+
+
+def _unlabelled(folder):
+    rng = np.random.default_rng(3)
+    (folder / "deep" / "er").mkdir(parents=True)
+    for i in range(4):
+        Image.fromarray((rng.random((24, 20)) * 255).astype(np.uint8), mode="L").save(folder / f"gray{i}.png")
+        Image.fromarray((rng.random((40, 40, 3)) * 255).astype(np.uint8)).save(folder / "deep" / "er" / f"rgb{i}.jpg")
+    tifffile.imwrite(folder / "sixteen.tif", (rng.random((30, 30)) * 65535).astype(np.uint16))
+    return folder
+
+
+def test_fit_learns_from_unlabelled_images_of_any_size_and_mode(tmp_path):
+    data = write_class_images(tmp_path / "data")
+    pool = _unlabelled(tmp_path / "pool")
+    out = tmp_path / "run"
+    args = ["fit", str(data), "--unlabeled", str(pool), "--strategy", "self-training", "--out", str(out), *NET]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "Unlabelled images: 9" in result.output
+    assert "self-training round 4" in result.output and (out / "best.pt").exists()
+    csv = tmp_path / "predictions.csv"
+    predicted = runner.invoke(app, ["predict", str(out / "best.pt"), str(data / "a"), "--out", str(csv)])
+    assert predicted.exit_code == 0, predicted.output
+    assert len(csv.read_text().splitlines()) == 1 + 8  # header + the 8 images of class a
+
+
+def test_self_training_without_unlabelled_images_says_how_to_give_them(tmp_path):
+    data = write_class_images(tmp_path / "data")
+    result = runner.invoke(app, ["fit", str(data), "--strategy", "self-training", "--out", str(tmp_path / "r"), *NET])
+    assert result.exit_code != 0 and "--unlabeled DIR" in str(result.exception)

@@ -1,0 +1,73 @@
+"""Self-training: the balanced pseudo-label rule by hand, its gain on clustered data, selection on validation."""
+
+import torch
+
+from transferkit.semi.self_training import SelfTrainingConfig, Views, _round_data, balanced_pseudo_labels, self_train
+
+QUIET = {"log": lambda _: None}
+
+
+def test_each_class_keeps_its_most_confident_candidates_and_no_more():
+    probs = torch.tensor(
+        [
+            [0.9, 0.05, 0.05],  # 0: class 0, 0.9
+            [0.6, 0.3, 0.1],  # 1: class 0, 0.6
+            [0.8, 0.1, 0.1],  # 2: class 0, 0.8
+            [0.2, 0.7, 0.1],  # 3: class 1, 0.7
+            [0.1, 0.45, 0.45],  # 4: class 1 (first of equals), 0.45
+            [0.3, 0.3, 0.4],  # 5: class 2, 0.4
+        ]
+    )
+    index, labels = balanced_pseudo_labels(probs, per_class=2)
+    assert index.tolist() == [0, 2, 3, 4, 5]  # class 0 keeps 0.9 and 0.8, not 0.6; class 2 has one candidate
+    assert labels.tolist() == [0, 0, 1, 1, 2]
+    index, labels = balanced_pseudo_labels(probs, per_class=0)
+    assert len(index) == len(labels) == 0
+
+
+def test_later_rounds_weight_the_labelled_images_by_the_configured_share():
+    labelled = Views(torch.randn(4, 3), [torch.randn(4, 3)])
+    unlabelled = Views(torch.randn(40, 3), [torch.randn(40, 3)])
+    cfg = SelfTrainingConfig(rounds=2, final_share=0.5, labelled_weight=0.25)
+
+    class Fixed(torch.nn.Module):  # predicts class (row index mod 2) with confidence growing with the row
+        num_classes = 2
+
+        def forward(self, x):
+            rows = torch.arange(len(x))
+            scale = rows.float() / 10  # distinct confidences: softmax would saturate to 1.0 at large logits
+            return torch.stack([(rows % 2 == 0) * scale, (rows % 2 == 1) * scale], 1)
+
+    views, targets, weights = _round_data(2, Fixed(), labelled, torch.tensor([0, 1, 0, 1]), unlabelled, cfg)
+    assert len(targets) == 4 + 20  # 0.5 of 40 images, 10 per class
+    assert torch.isclose(weights[:4].sum(), torch.tensor(0.25)) and torch.isclose(weights.sum(), torch.tensor(1.0))
+    assert torch.equal(views.weak[4:], unlabelled.weak[[38, 36, 34, 32, 30, 28, 26, 24, 22, 20, 39, 37, 35, 33, 31,
+                                                         29, 27, 25, 23, 21]])  # fmt: skip
+
+
+def _blobs(seed: int):
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.randn(4, 8, generator=g) * 1.6
+
+    def sample(n):
+        y = torch.arange(4).repeat_interleave(n)
+        return centres[y] + torch.randn(len(y), 8, generator=g), y
+
+    def jitter(x):
+        return x + 0.3 * torch.randn(x.shape, generator=g)
+
+    (lx, ly), (ux, _), val = sample(2), sample(150), sample(50)
+    return Views(lx, [jitter(lx)]), ly, Views(ux, [jitter(ux)]), val
+
+
+def test_unlabelled_clusters_raise_accuracy_over_the_labelled_only_round():
+    """Two labels per class in four Gaussian clusters: the 600 unlabelled points show where the clusters are."""
+    gains = []
+    for seed in range(5):
+        labelled, labels, unlabelled, val = _blobs(seed)
+        cfg = SelfTrainingConfig(rounds=3, steps=150, batch_size=64, hidden=32, seed=seed)
+        head, history, heads = self_train(labelled, labels, unlabelled, val, 4, cfg, **QUIET)
+        accuracies = [row["val_acc"] for row in history]
+        gains.append(accuracies[-1] - accuracies[0])
+        assert head is heads[accuracies.index(max(accuracies))]  # the round kept is the best on validation
+    assert sum(gains) / len(gains) > 0.05 and min(gains) > 0, gains

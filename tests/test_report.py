@@ -6,16 +6,16 @@ from transferkit.api import train_classifier
 
 from .engine.helpers import config, quiet, tiny_data
 
-SECTIONS = [
-    "Summary",
-    "Configuration",
-    "Data",
-    "Learning curves",
+SECTIONS = [  # results first, the configuration last (collapsed)
+    "Results",
     "Confusion matrix",
     "Per-class metrics",
+    "Learning curves",
     "Misclassified examples",
     "Grad-CAM (predicted class)",
+    "Data",
     "Timing",
+    "Configuration",
 ]
 
 
@@ -116,3 +116,21 @@ def test_the_reports_memory_does_not_grow_with_the_validation_size(tmp_path):
             run = functools.partial(fit_report, tmp_path / str(n), result.model, big, result, "x")
             growth[n] = _peak_rss_growth_mb(run)
     assert growth[1500] - growth[100] < 60, growth
+
+
+def test_the_report_opens_with_validation_and_test_results_and_collapses_the_configuration(tmp_path):
+    from transferkit.data.dataset import TensorImageDataset
+
+    backbone, data = tiny_data()
+    data.test = type(data.val)(TensorImageDataset(data.val.base.images, data.val.base._labels), data.val.transform)
+    result = train_classifier(data, backbone, "fine-tune", config(epochs=1), out=tmp_path, log=quiet)
+    text = (tmp_path / "report.html").read_text()
+    results = text[text.index("<h2>Results</h2>") : text.index("<h2>Confusion matrix</h2>")]
+    assert "<th>validation</th><th>test</th>" in results
+    assert (
+        f"<td>accuracy</td><td>{result.metrics.accuracy:.4f}</td><td>{result.test_metrics.accuracy:.4f}</td>" in results
+    )
+    assert text.index("<h2>Results</h2>") < text.index("<h2>Configuration</h2>")
+    configuration = text[text.index("<h2>Configuration</h2>") :]
+    assert configuration.startswith("<h2>Configuration</h2><details><summary>config.yaml (")
+    assert "<th>test F1</th>" in text

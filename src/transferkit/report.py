@@ -1,9 +1,10 @@
 """Run reports: ``report.html`` (self-contained: CSS inline, images as data URIs, no scripts)
 and ``report.md`` (images beside it in ``report_files/``), from one list of sections.
 
-``fit_report`` covers a training run: configuration, data summary with a sample grid,
-learning curves, confusion matrix, per-class metrics, misclassified examples, Grad-CAM
-samples and timing. ``table_report`` serves ``compare`` and ``adapt``.
+``fit_report`` covers a training run, results first: validation and test metrics, what ``auto``
+tried, confusion matrix, per-class metrics, learning curves, misclassified examples, Grad-CAM
+samples, the data with a sample grid, timing, and the configuration collapsed at the end.
+``table_report`` serves ``compare`` and ``adapt``.
 """
 
 from __future__ import annotations
@@ -63,6 +64,12 @@ class Report:
                 elif kind == "code":
                     html_parts.append(f"<pre>{html.escape(value)}</pre>")
                     md_parts.append(f"```\n{value}\n```\n")
+                elif kind == "details":  # (summary line, text): collapsed until clicked
+                    summary, text = value
+                    html_parts.append(
+                        f"<details><summary>{html.escape(summary)}</summary><pre>{html.escape(text)}</pre></details>"
+                    )
+                    md_parts.append(f"<details><summary>{summary}</summary>\n\n```\n{text}\n```\n</details>\n")
                 elif kind == "table":
                     header, rows = value
                     cells = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
@@ -132,31 +139,39 @@ def fit_report(
     ``tables``: extra (heading, header, rows) sections, e.g. what ``auto`` tried.
     """
     report = Report(f"transferkit run: {model.spec().get('backbone', '?')} · {strategy}")
-    _add_summary(report, result)
+    _add_results(report, result, data)
     for heading, header, rows in tables:
         report.section(heading).append(("table", (header, rows)))
+    _add_confusion(report, out)
+    probs, labels = _val_predictions(model, data.val)
+    _add_per_class(report, data.classes, labels, probs.argmax(1).numpy(), getattr(result, "test_metrics", None))
+    _add_curves(report, out)
+    _add_examples(report, model, data, (probs, labels), examples)
+    _add_data(report, data, model.data_config)
+    _add_timing(report, result)
     config_file = out / "config.yaml"
     if config_file.is_file():
-        report.section("Configuration").append(("code", config_file.read_text()))
-    _add_data(report, data, model.data_config)
-    _add_figures(report, out)
-    probs, labels = _val_predictions(model, data.val)
-    _add_per_class(report, data.classes, labels, probs.argmax(1).numpy())
-    _add_examples(report, model, data, (probs, labels), examples)
-    _add_timing(report, result)
+        text = config_file.read_text()
+        lines = len(text.splitlines())
+        report.section("Configuration").append(("details", (f"config.yaml ({lines} lines): click to show", text)))
     return report.write(out)
 
 
-def _add_summary(report: Report, result: Any) -> None:
-    m = result.metrics
-    header = ["best epoch", "val accuracy", f"top-{m.top_k}", "macro precision", "macro recall", "macro F1"]
-    values = [result.best_epoch + 1, m.accuracy, m.top_k_accuracy, m.precision, m.recall, m.f1]
-    report.section("Summary").append(("table", (header, [values])))
-    test = getattr(result, "test_metrics", None)
+def _add_results(report: Report, result: Any, data: Any) -> None:
+    """Validation and test metrics side by side; says when there is no test split."""
+    m, test = result.metrics, getattr(result, "test_metrics", None)
+    names = ["accuracy", f"top-{m.top_k} accuracy", "macro precision", "macro recall", "macro F1"]
+    fields = ["accuracy", "top_k_accuracy", "precision", "recall", "f1"]
+    header = ["metric", "validation"] + (["test"] if test is not None else [])
+    rows = [[n, getattr(m, f)] + ([getattr(test, f)] if test is not None else []) for n, f in zip(names, fields)]
+    items = report.section("Results")
+    items.append(("table", (header, rows)))
+    epochs = len(getattr(result, "history", []) or [])
+    items.append(("text", f"Best epoch {result.best_epoch + 1} of {epochs}, selected on validation."))
     if test is not None:
-        header = ["test accuracy", "macro precision", "macro recall", "macro F1"]
-        values = [test.accuracy, test.precision, test.recall, test.f1]
-        report.section("Test (scored once, after selection)").append(("table", (header, [values])))
+        items.append(("text", f"Test: {len(data.test)} images, scored once after selection (never used to choose)."))
+    else:
+        items.append(("text", "No test split: add a test/ folder beside train/ and val/ for an unbiased estimate."))
 
 
 def _add_data(report: Report, data: Any, dc: Any) -> None:
@@ -191,12 +206,21 @@ def _first_of_each_class(dataset: Any, num_classes: int) -> dict[int, int]:
 
 
 def _add_figures(report: Report, out: Path) -> None:
+    _add_curves(report, out)
+    _add_confusion(report, out)
+
+
+def _add_curves(report: Report, out: Path) -> None:
     curves = _file_png(out / "curves.png")
     if curves:
         report.section("Learning curves").append(("images", [(curves, "loss and accuracy per epoch")]))
+
+
+def _add_confusion(report: Report, out: Path) -> None:
     confusion = _file_png(out / "confusion.png")
     if confusion:
-        report.section("Confusion matrix").append(("images", [(confusion, "rows: true class, columns: predicted")]))
+        caption = "validation: rows true class, columns predicted"
+        report.section("Confusion matrix").append(("images", [(confusion, caption)]))
 
 
 def _val_predictions(model: Any, val: Any) -> tuple[torch.Tensor, np.ndarray]:
@@ -212,12 +236,17 @@ def _val_predictions(model: Any, val: Any) -> tuple[torch.Tensor, np.ndarray]:
     return torch.cat(probs), np.array(labels)
 
 
-def _add_per_class(report: Report, classes: list[str], y: np.ndarray, pred: np.ndarray) -> None:
+def _add_per_class(report: Report, classes: list[str], y: np.ndarray, pred: np.ndarray, test: Any = None) -> None:
+    """Validation precision/recall/F1/support per class, and the test split's F1 when it was scored."""
     from sklearn.metrics import precision_recall_fscore_support
 
     p, r, f, s = precision_recall_fscore_support(y, pred, labels=range(len(classes)), zero_division=0)
     rows = [[c, float(a), float(b), float(d), int(e)] for c, a, b, d, e in zip(classes, p, r, f, s)]
-    report.section("Per-class metrics").append(("table", (["class", "precision", "recall", "F1", "support"], rows)))
+    header = ["class", "val precision", "val recall", "val F1", "val support"]
+    if test is not None:
+        header.append("test F1")
+        rows = [row + [float(t)] for row, t in zip(rows, test.per_class_f1)]
+    report.section("Per-class metrics").append(("table", (header, rows)))
 
 
 def _add_examples(report: Report, model: Any, data: Any, predictions: tuple, examples: int) -> None:

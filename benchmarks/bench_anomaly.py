@@ -12,7 +12,7 @@ crops: 30 normal and 30 with a synthetic scratch, spot or crack (exact masks). M
   hand-made features), smoothed like the others; image score = the largest pixel score.
 Image AUROC and pixel AUROC on the test crops, mean ± std over textures × seeds.
 
-Writes ``benchmarks/results/anomaly.json``: ``{method: {"image_auroc", "pixel_auroc", "wall_seconds",
+Writes ``benchmarks/results/anomaly.json``: ``{method: {"image_auroc", "pixel_auroc", "aupro", "wall_seconds",
 "image_auroc_std", "pixel_auroc_std", "per_texture": {texture: image AUROC mean}, "runs": [...]}}``.
 
 Usage: python benchmarks/bench_anomaly.py [--seeds 0,1,2] [--textures brick,grass,gravel]
@@ -38,7 +38,7 @@ def deep(root: Path, method: str, seed: int) -> dict:
 
     pretrained = "random init" not in method
     run = fit_anomaly(root, "efficientnet_lite0", method.split()[0], "imagenet" if pretrained else None, seed=seed)
-    return {"image_auroc": run.metrics["image_auroc"], "pixel_auroc": run.metrics["pixel_auroc"]}
+    return {k: run.metrics[k] for k in ("image_auroc", "pixel_auroc", "aupro")}
 
 
 def classical(root: Path, seed: int, bank_size: int = 20000) -> dict:
@@ -50,7 +50,7 @@ def classical(root: Path, seed: int, bank_size: int = 20000) -> dict:
     from torchvision.transforms.v2.functional import gaussian_blur
 
     from transferkit.anomaly import read_anomaly_folder
-    from transferkit.anomaly.metrics import image_auroc, pixel_auroc
+    from transferkit.anomaly.metrics import aupro, image_auroc, pixel_auroc
     from transferkit.anomaly.patchcore import nearest_distance
 
     features = partial(multiscale_basic_features, intensity=True, edges=True, texture=True, sigma_min=1, sigma_max=8)
@@ -70,8 +70,9 @@ def classical(root: Path, seed: int, bank_size: int = 20000) -> dict:
         mask = np.asarray(Image.open(sample.mask).convert("L")) > 0 if sample.mask else np.zeros(image.shape, bool)
         masks.append(torch.from_numpy(mask.astype(np.float32)))
     labels = [s.label for s in data.test]
-    return {"image_auroc": image_auroc(torch.tensor(scores), labels),
-            "pixel_auroc": pixel_auroc(torch.stack(maps), torch.stack(masks))}  # fmt: skip
+    maps, masks = torch.stack(maps), torch.stack(masks)
+    return {"image_auroc": image_auroc(torch.tensor(scores), labels), "pixel_auroc": pixel_auroc(maps, masks),
+            "aupro": aupro(maps, masks)}  # fmt: skip
 
 
 def main() -> None:
@@ -101,9 +102,11 @@ def main() -> None:
     for method in METHODS:
         mine = [r for r in runs if r["method"] == method]
         image, pixel = np.array([r["image_auroc"] for r in mine]), np.array([r["pixel_auroc"] for r in mine])
+        pro = np.array([r["aupro"] for r in mine])
         result[method] = {
             "image_auroc": round(float(image.mean()), 4), "image_auroc_std": round(float(image.std(ddof=1)), 4),
             "pixel_auroc": round(float(pixel.mean()), 4), "pixel_auroc_std": round(float(pixel.std(ddof=1)), 4),
+            "aupro": round(float(pro.mean()), 4), "aupro_std": round(float(pro.std(ddof=1)), 4),
             "wall_seconds": round(float(np.mean([r["wall_seconds"] for r in mine])), 1),
             "per_texture": {t: round(float(np.mean([r["image_auroc"] for r in mine if r["texture"] == t])), 4)
                             for t in dict.fromkeys(r["texture"] for r in mine)},

@@ -106,3 +106,26 @@ def test_the_feature_stages_hold_the_backbones_weights_and_stay_frozen():
     body = model.features.body
     assert all(torch.equal(t, source.model.state_dict()[k]) for k, t in body.state_dict().items())
     assert not any(p.requires_grad for p in body.parameters()) and not model.features.train().body.training
+
+
+def test_aupro_by_hand_one_defect():
+    """Normal pixels 0.1 0.2 0.3 0.4, a 2-pixel defect 0.9 and 0.35. Curve (FPR, PRO): (0, .5) to (.25, .5),
+    up to (.25, 1), on to (.5, 1). Area up to FPR 0.3: .25 × .5 + .05 × 1 = .175; / .3 = 0.58333."""
+    from transferkit.anomaly.metrics import aupro
+
+    maps = torch.tensor([[[0.1, 0.2, 0.3], [0.4, 0.9, 0.35]]])
+    masks = torch.tensor([[[0, 0, 0], [0, 1, 1]]])
+    assert aupro(maps, masks) == pytest.approx(0.175 / 0.3)
+
+
+def test_aupro_counts_each_defect_once_whatever_its_size():
+    """Image 1: a 1-pixel defect A (0.9) and normals .05 .02 .01; image 2: a 3-pixel defect B (0.8, 0.1, 0.1)
+    and a normal 0.5. Ranked: .9 A, .8 B, .5 N, .1 B, .1 B, then normals. A weighs 1/2, each pixel of B 1/6:
+    (0, .667) to (.25, .667), up to (.25, 1): area .25 × .667 + .05 × 1 = .21667; / .3 = 0.72222.
+    Weighting pixels instead of defects (A = 1/4, B = 3/4 of the total) would give another value."""
+    from transferkit.anomaly.metrics import aupro
+
+    maps = torch.tensor([[[0.9, 0.05, 0.02, 0.01]], [[0.8, 0.1, 0.1, 0.5]]])
+    masks = torch.tensor([[[1, 0, 0, 0]], [[1, 1, 1, 0]]])
+    assert aupro(maps, masks) == pytest.approx((0.25 * 2 / 3 + 0.05) / 0.3)
+    assert np.isnan(aupro(maps, torch.zeros_like(masks)))

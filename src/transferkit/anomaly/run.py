@@ -9,25 +9,28 @@ from pathlib import Path
 from typing import Any
 
 from transferkit.anomaly.data import AnomalyImages, read_anomaly_folder
-from transferkit.anomaly.metrics import image_auroc, pixel_auroc
+from transferkit.anomaly.metrics import aupro, image_auroc, pixel_auroc
 from transferkit.anomaly.model import AnomalyModel, build_anomaly_model
 
 
 def evaluate_anomaly(model: AnomalyModel, dataset: AnomalyImages, batch_size: int = 32) -> dict[str, Any]:
-    """Image AUROC, pixel AUROC (NaN without masks), scores and heatmaps of ``dataset``'s images."""
+    """Image AUROC, pixel AUROC and AUPRO (NaN without masks), scores and heatmaps of ``dataset``'s images."""
     import torch
 
     scores, maps = model.score(dataset, batch_size)
     labels = [s.label for s in dataset.samples]
     has_masks = any(s.mask for s in dataset.samples)
-    pixel = pixel_auroc(maps, torch.stack([dataset.mask(i) for i in range(len(dataset))])) if has_masks else math.nan
-    return {"image_auroc": image_auroc(scores, labels), "pixel_auroc": pixel, "scores": scores, "maps": maps}
+    masks = torch.stack([dataset.mask(i) for i in range(len(dataset))]) if has_masks else None
+    pixel = pixel_auroc(maps, masks) if masks is not None else math.nan
+    pro = aupro(maps, masks) if masks is not None else math.nan
+    return {"image_auroc": image_auroc(scores, labels), "pixel_auroc": pixel, "aupro": pro, "scores": scores,
+            "maps": maps}  # fmt: skip
 
 
 @dataclass
 class AnomalyRun:
     model: AnomalyModel
-    metrics: dict[str, Any]  # image_auroc, pixel_auroc (test split), scores, maps
+    metrics: dict[str, Any]  # image_auroc, pixel_auroc, aupro (test split), scores, maps
     test: AnomalyImages | None
 
 

@@ -28,8 +28,10 @@ def fit(
     threshold = run.model.threshold
     typer.echo(f"{method} on {backbone}: threshold {threshold:.4f}" if threshold is not None else f"{method} fitted")
     if run.test is not None:
+        m = run.metrics
         typer.echo(
-            f"test image AUROC {_fmt(run.metrics['image_auroc'])}, pixel AUROC {_fmt(run.metrics['pixel_auroc'])}"
+            f"test image AUROC {_fmt(m['image_auroc'])}, pixel AUROC {_fmt(m['pixel_auroc'])}, "
+            f"AUPRO@0.3 {_fmt(m['aupro'])}"
         )
         _report(out, run)
     typer.echo(f"run folder: {out} (model.pt{', report.html' if run.test is not None else ''})")
@@ -44,7 +46,7 @@ def _report(out: Path, run) -> None:
     from transferkit.report import Report, png_bytes
 
     report = Report(f"transferkit anomaly run: {run.model.spec()['backbone']} · {run.model.method.name}")
-    metrics = {k: run.metrics[k] for k in ("image_auroc", "pixel_auroc")}
+    metrics = {k: run.metrics[k] for k in ("image_auroc", "pixel_auroc", "aupro")}
     report.section("Results (test split)").append(("table", (list(metrics), [list(metrics.values())])))
     shown = heatmap_examples(run.model, run.test, run.metrics["scores"], run.metrics["maps"])
     images = [(png_bytes(array, scale=2), caption) for array, caption in shown]
@@ -64,8 +66,8 @@ def evaluate(
     net = load_anomaly_model(model)
     samples = read_anomaly_folder(data).test
     metrics = evaluate_anomaly(net, AnomalyImages(samples, net.features.data_config, net.image_size))
-    typer.echo(f"image AUROC {_fmt(metrics['image_auroc'])}, pixel AUROC {_fmt(metrics['pixel_auroc'])} "
-               f"on {len(samples)} images")  # fmt: skip
+    typer.echo(f"image AUROC {_fmt(metrics['image_auroc'])}, pixel AUROC {_fmt(metrics['pixel_auroc'])}, "
+               f"AUPRO@0.3 {_fmt(metrics['aupro'])} on {len(samples)} images")  # fmt: skip
 
 
 def predict(

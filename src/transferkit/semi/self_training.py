@@ -84,7 +84,7 @@ class _HeadTask(TrainingTask):
     def __init__(self, views: Views, labels: Tensor, weights: Tensor, num_classes: int, cfg: SelfTrainingConfig):
         self.views, self.labels, self.weights, self.cfg = views, labels, weights, cfg
         self.head = MLPHead(views.weak.shape[1], num_classes, hidden=cfg.hidden)
-        self.batch = min(cfg.batch_size, len(labels))  # a small labelled set: small batches, not repeated images
+        self.batch = min(cfg.batch_size, max(len(labels), 2))  # few images: small batches (2+ for BatchNorm)
         self.steps = min(cfg.steps, max(cfg.min_steps, math.ceil(cfg.passes * len(labels) / self.batch)))
         self.name = "self-training head"
 

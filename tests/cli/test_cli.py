@@ -244,6 +244,19 @@ def test_continual_prints_matrices_and_forgetting(tmp_path):
     assert "progressive (no task id)" in result.output and "is told which task" in result.output
 
 
+def test_continual_on_a_vit_skips_progressive_by_default_and_refuses_it_when_asked(tmp_path):
+    from ..conftest import write_class_images
+
+    data = write_class_images(tmp_path / "d", classes=("a", "b", "c", "d"), per_class=4)
+    vit = ["--backbone", "timm:vit_tiny_patch16_224", "--weights", "none", "--tasks", "2", "--epochs", "1"]
+    default = runner.invoke(app, ["continual", str(data), *vit])
+    assert default.exit_code == 0, default.output
+    assert "progressive skipped: timm:vit_tiny_patch16_224 cannot take lateral adapters" in default.output
+    assert "replay" in default.output
+    asked = runner.invoke(app, ["continual", str(data), *vit, "--methods", "replay,progressive"])
+    assert asked.exit_code != 0 and "cannot take lateral adapters" in str(asked.exception)
+
+
 def test_advise_prints_a_strategy_and_its_reasons_and_the_same_ones_every_time(image_folder):
     result = runner.invoke(app, ["advise", str(image_folder), *NET[:4], "--image-size", "32"])
     assert result.exit_code == 0, result.output

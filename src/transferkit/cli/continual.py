@@ -7,12 +7,14 @@ from typing import Optional
 
 import typer
 
+DEFAULT_METHODS = "fine-tune,ewc,lwf,replay,progressive"
+
 
 def continual(
     data: Path = typer.Argument(..., help="Class sub-folders (or train/ val/); classes are split into tasks."),
     tasks: int = typer.Option(3, help="Number of tasks (disjoint class groups)."),
     methods: str = typer.Option(
-        "fine-tune,ewc,lwf,replay,progressive",
+        DEFAULT_METHODS,
         help="Continual methods to compare; progressive grows one column of the backbone's top layer groups per task.",
     ),
     column_groups: int = typer.Option(2, help="progressive: layer groups of the backbone in each column."),
@@ -31,11 +33,20 @@ def continual(
     from transferkit.backbones import create_backbone
     from transferkit.continual import class_incremental_tasks, run_continual
     from transferkit.continual.progressive import column_segments
+    from transferkit.errors import ConfigError
     from transferkit.inference import dataset_features
 
     bb = create_backbone(backbone, weights=weights)
     names = [m.strip() for m in methods.split(",") if m.strip()]
-    segments = column_segments(bb, column_groups) if "progressive" in names else None  # bad backbone: fail first
+    segments = None
+    if "progressive" in names:  # a backbone that cannot take adapters fails before any image is read...
+        try:
+            segments = column_segments(bb, column_groups)
+        except ConfigError as exc:
+            if methods != DEFAULT_METHODS:
+                raise
+            typer.echo(f"progressive skipped: {exc}")  # ...or, when only the default list named it, is skipped
+            names.remove("progressive")
     loaded = load_data(data, bb.data_config, preset="none", image_size=image_size, val_fraction=val_fraction, seed=seed)
     train_x, train_y = dataset_features(bb, loaded.train_eval)
     test_x, test_y = dataset_features(bb, loaded.val)

@@ -13,7 +13,13 @@ import torch
 from torch.utils.data import Dataset
 
 from transferkit.backbones import DataConfig, ModelBackbone, create_backbone
-from transferkit.backbones.multi_depth import MultiDepthBackbone, group_names, resolve_layers
+from transferkit.backbones.multi_depth import (
+    MultiDepthBackbone,
+    group_names,
+    layer_blocks,
+    pick_layers,
+    resolve_layers,
+)
 from transferkit.data import (
     ImageFileDataset,
     Splits,
@@ -32,6 +38,7 @@ from transferkit.engine.loop import FitResult, fit
 from transferkit.engine.metrics import Metrics, classification_metrics
 from transferkit.engine.model import TransferModel, build_model
 from transferkit.errors import ConfigError
+from transferkit.semi import SELF_TRAINING
 from transferkit.strategies import create_strategy
 from transferkit.strategies.layer_selection import select_layers
 from transferkit.strategies.sklearn_probe import CLASSICAL_BASELINES
@@ -172,7 +179,6 @@ def load_unlabeled(
 
 
 PEFT_STRATEGIES = ("peft", "lora", "adapter", "bitfit", "prompt")
-SEMI_STRATEGY = "self-training"
 
 
 STRATEGY_OPTIONS = {
@@ -254,18 +260,18 @@ def train_classifier(
     if strategy == "auto":
         return _fit_auto(data, backbone, config, weights, out, time_budget, log, report, resume)
     bb = create_backbone(backbone, weights=weights) if isinstance(backbone, str) else backbone
-    if strategy == SEMI_STRATEGY and data.unlabeled is None:
-        raise ConfigError(f"Strategy {SEMI_STRATEGY!r} learns from unlabelled images: give them with --unlabeled DIR.")
-    if strategy != SEMI_STRATEGY and data.unlabeled is not None:
+    if strategy == SELF_TRAINING and data.unlabeled is None:
+        raise ConfigError(f"Strategy {SELF_TRAINING!r} learns from unlabelled images: give them with --unlabeled DIR.")
+    if strategy != SELF_TRAINING and data.unlabeled is not None:
         raise ConfigError(
             f"Strategy {strategy!r} would ignore the {len(data.unlabeled)} unlabelled images: use --strategy auto "
-            f"(which adds {SEMI_STRATEGY}) or {SEMI_STRATEGY}, or leave out --unlabeled."
+            f"(which adds {SELF_TRAINING}) or {SELF_TRAINING}, or leave out --unlabeled."
         )
     source, classifier = SKLEARN_STRATEGIES.get(strategy, (None, None))
     if source is not None:
         bb = create_backbone(source)
         data = rebind(data, bb.data_config)
-    semi = strategy == SEMI_STRATEGY
+    semi = strategy == SELF_TRAINING
     bb, train_features = with_layers(bb, layers or ("auto" if semi else None), data, config, log)
     log(
         f"Backbone {bb.name}: {bb.num_features} features, {len(bb.layer_groups())} layer groups, "
@@ -380,7 +386,7 @@ def with_layers(
         fabric, every, data.train_eval, config.batch_size, config.num_workers, autocast_dtype=dtype,
         desc="features of every layer group" if config.progress else None,
     )  # fmt: skip
-    blocks = dict(zip(every.layers, x.split(every.widths(), dim=1)))
+    blocks = layer_blocks(every, x)
     choice = select_layers(blocks, y.numpy(), seed=config.seed)
     if not choice.scores:
         why = "a class has fewer than 2 training images, nothing to cross-validate"
@@ -390,7 +396,7 @@ def with_layers(
     if choice.scores:
         log(f"--layers auto chose {', '.join(choice.layers)} (cross-validated on the training split only).")
     chosen = MultiDepthBackbone(backbone, choice.layers)
-    return chosen, (torch.cat([blocks[n] for n in choice.layers], 1), y)
+    return chosen, (pick_layers(every, x, choice.layers), y)
 
 
 def evaluate(model: TransferModel, dataset: Dataset, config: TrainConfig | None = None, tta: str | None = None):

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from transferkit.semi import SELF_TRAINING
 from transferkit.strategies.sklearn_probe import CLASSICAL_BASELINES
 
 
@@ -53,7 +54,7 @@ class Recipe:
     @property
     def trained(self) -> bool:
         """Whether the recipe takes gradient steps in the backbone (frozen-feature recipes do not)."""
-        return not self.strategy.startswith("sklearn-") and self.strategy not in ("feature-extraction", "self-training")
+        return not self.strategy.startswith("sklearn-") and self.strategy not in ("feature-extraction", SELF_TRAINING)
 
 
 FINE_TUNE = {"lr": 1e-3, "batch_size": 32, "warmup_epochs": 1.0, "label_smoothing": 0.1}
@@ -100,8 +101,8 @@ DEFAULT_RECIPES = (
 )
 
 SEMI_RECIPE = Recipe(
-    "self-training",
-    "self-training",
+    SELF_TRAINING,
+    SELF_TRAINING,
     layers="auto",
     share=0.3,
     about="frozen features of the labelled and the --unlabeled images (plain and RandAugment views) → "

@@ -43,6 +43,7 @@ from transferkit.engine.ensemble import EnsembleModel
 from transferkit.engine.loop import FitResult
 from transferkit.engine.metrics import Metrics, classification_metrics
 from transferkit.errors import ConfigError, DataError
+from transferkit.semi import SELF_TRAINING
 
 INHERITED = ("seed", "precision", "num_workers", "accelerator", "devices", "num_nodes", "top_k", "channels_last")
 INHERITED += ("cache_max_gb", "cache_dir", "progress")
@@ -120,7 +121,7 @@ def estimate(recipe: Recipe, size: int | None, probe: CostProbe, data, cfg: Trai
     forward = probe.forward(size)
     if not recipe.trained:  # frozen features: every group once for --layers auto, then the cached views
         passes = n_train * (cfg.cache_views + (1 if recipe.layers == "auto" else 0)) + n_val
-        if recipe.strategy == "self-training":  # a plain and a strong view of every image, then the head's rounds
+        if recipe.strategy == SELF_TRAINING:  # a plain and a strong view of every image, then the head's rounds
             passes += 2 * (n_train + len(data.unlabeled))
             return RECIPE_OVERHEAD + passes * (forward + probe.load(data.train, size)) + 60.0
         load = probe.load(data.train, data.data_config.input_size) if cfg.cache_views > 1 else 0.0
@@ -264,7 +265,7 @@ def run_recipe(recipe, size, estimate_s, data, backbone, weights, cfg, folder, l
 
     bb = _fresh(backbone, weights)
     bound = rebind(data, data.data_config, size) if size else data  # keeps the data's normalisation
-    if recipe.strategy != "self-training" and bound.unlabeled is not None:  # only self-training reads the pool
+    if recipe.strategy != SELF_TRAINING and bound.unlabeled is not None:  # only self-training reads the pool
         bound = dataclasses.replace(bound, unlabeled=None)
     options = dict(recipe.options)
     if "groups_fraction" in options:

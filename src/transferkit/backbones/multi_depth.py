@@ -70,6 +70,17 @@ def resolve_layers(backbone: ModelBackbone, layers: str | Sequence[str]) -> list
     return sorted(chosen, key=names.index)
 
 
+def layer_blocks(backbone: MultiDepthBackbone, features: Tensor) -> dict[str, Tensor]:
+    """Each chosen group's columns of ``backbone``'s concatenated features (N, D), by group name."""
+    return dict(zip(backbone.layers, features.split(backbone.widths(), dim=1)))
+
+
+def pick_layers(backbone: MultiDepthBackbone, features: Tensor, layers: Sequence[str]) -> Tensor:
+    """The columns of ``layers`` (a subset of ``backbone.layers``, in their order) of its features (N, D)."""
+    blocks = layer_blocks(backbone, features)
+    return torch.cat([blocks[name] for name in layers], dim=1)
+
+
 class MultiDepthBackbone(ModelBackbone):
     """``backbone`` whose features are the pooled outputs of ``layers`` (group names), concatenated shallow → deep.
 

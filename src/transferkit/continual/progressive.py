@@ -72,19 +72,14 @@ def column_segments(backbone: ModelBackbone, groups: int) -> tuple[nn.Module, li
 
 
 def _check_maps(backbone: ModelBackbone, bottom: nn.Module, segments: Sequence[nn.Module]) -> None:
-    size = backbone.data_config.input_size
-    param = next(backbone.model.parameters())
-    x = torch.zeros(1, 3, size, size, dtype=param.dtype, device=param.device)
-    with torch.no_grad():
-        x = bottom.eval()(x)
-        for i, segment in enumerate(segments[:-1]):
-            x = segment.eval()(x)
-            if x.ndim != 4:
-                raise ConfigError(
-                    f"{backbone.name} cannot take lateral adapters: the output of its layer group "
-                    f"{len(backbone._groups) - len(segments) + i} has shape {tuple(x.shape)}, not (N, C, H, W). "
-                    "Use a CNN backbone or another continual method."
-                )
+    shapes = segment_shapes(bottom, segments, backbone.data_config.input_size)
+    for i, shape in enumerate(shapes[:-1]):
+        if len(shape) != 4:
+            raise ConfigError(
+                f"{backbone.name} cannot take lateral adapters: the output of its layer group "
+                f"{len(backbone._groups) - len(segments) + i} has shape {shape}, not (N, C, H, W). "
+                "Use a CNN backbone or another continual method."
+            )
 
 
 def _adapter(width: int, hidden: int, out: int, conv: bool) -> nn.Sequential:
@@ -161,17 +156,22 @@ class ProgressiveNet(nn.Module):
         return logits
 
 
-def segment_widths(bottom: nn.Module, segments: Sequence[nn.Module], size: int) -> list[int]:
-    """Channel (or feature) width of each segment's output, measured on one zero image."""
+def segment_shapes(bottom: nn.Module, segments: Sequence[nn.Module], size: int) -> list[tuple[int, ...]]:
+    """Shape of each segment's output on one zero image of side ``size`` (the modules are put in eval mode)."""
     param = next(bottom.parameters())
     x = torch.zeros(1, 3, size, size, dtype=param.dtype, device=param.device)
-    widths = []
+    shapes = []
     with torch.no_grad():
         x = bottom.eval()(x)
         for segment in segments:
             x = segment.eval()(x)
-            widths.append(x.shape[1])
-    return widths
+            shapes.append(tuple(x.shape))
+    return shapes
+
+
+def segment_widths(bottom: nn.Module, segments: Sequence[nn.Module], size: int) -> list[int]:
+    """Channel (or feature) width of each segment's output, measured on one zero image."""
+    return [shape[1] for shape in segment_shapes(bottom, segments, size)]
 
 
 class _ColumnTask(TrainingTask):

@@ -2,4 +2,6 @@
 
 from transferkit.semi.self_training import balanced_pseudo_labels, self_train
 
-__all__ = ["balanced_pseudo_labels", "self_train"]
+SELF_TRAINING = "self-training"  # the strategy's and auto recipe's name
+
+__all__ = ["SELF_TRAINING", "balanced_pseudo_labels", "self_train"]

@@ -14,12 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import Tensor
 from torch.nn import functional as F
 from torch.utils.data import Dataset
 
-from transferkit.backbones.multi_depth import MultiDepthBackbone, group_names
+from transferkit.backbones.multi_depth import MultiDepthBackbone, group_names, pick_layers
 from transferkit.data.dataset import WithTransform
 from transferkit.data.transforms import build_transforms
 from transferkit.engine.cache import FeatureCache
@@ -60,15 +59,6 @@ def _cache(backbone, datasets: list[Dataset], config: TrainConfig, store: bool) 
     )  # fmt: skip
 
 
-def _columns(every: MultiDepthBackbone, chosen: MultiDepthBackbone) -> Tensor:
-    """Indices of ``chosen``'s feature columns within ``every``'s."""
-    offsets, start = {}, 0
-    for name, width in zip(every.layers, every.widths()):
-        offsets[name] = torch.arange(start, start + width)
-        start += width
-    return torch.cat([offsets[name] for name in chosen.layers])
-
-
 def view_features(
     backbone, weak: Dataset, strong: Dataset, config: TrainConfig, views: int, store: bool, seed: int
 ) -> tuple[Views, Tensor]:
@@ -97,8 +87,8 @@ def fit_semi(
     plain = WithTransform(unlabeled, data.train_eval.transform)
     # the pool's views do not depend on the run's seed: runs on other labelled subsets or seeds reuse them
     pool, _ = view_features(every, plain, WithTransform(unlabeled, strong), config, views, True, seed=0)
-    columns = _columns(every, chosen)
-    pool = Views(pool.weak[:, columns], [s[:, columns] for s in pool.strong])
+    pick = lambda features: pick_layers(every, features, chosen.layers)  # noqa: E731
+    pool = Views(pick(pool.weak), [pick(strong) for strong in pool.strong])
     base = data.train.base
     labelled, labels = view_features(
         chosen, data.train_eval, WithTransform(base, strong), config, views, False, config.seed

@@ -212,6 +212,7 @@ def anomaly_table(result: dict) -> str:
 
 def semi_table(rows: list[dict]) -> str:
     order = [
+        "pixels + RBF-SVM (labelled only)",
         "HOG + RBF-SVM (labelled only)",
         "transferkit auto (labelled only)",
         "same head, labelled only",

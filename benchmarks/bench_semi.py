@@ -9,7 +9,8 @@ validation drawn from the training split, the same 2,000 official test images), 
   - from ``results/accuracy.json`` (same subsets): pixels and HOG + RBF-SVM, and ``auto``'s labelled-only selection
     (``--refresh-copied`` re-copies them without training).
 Test accuracy is computed after selection, for the table only. The pool's features are kept in a
-feature store (``--cache-dir``), so only the first run pays for them; wall seconds include that.
+feature store (``--cache-dir``), so only the first run pays for them; a row's wall seconds include them only
+if that run computed them.
 
 Usage: python benchmarks/bench_semi.py [--per-class 100,10] [--seeds 0,1,2] [--image-size 96]
 """

@@ -90,6 +90,35 @@ def test_a_fitted_model_reloads_to_the_same_scores_and_flags_nothing_it_held_out
     again = loaded.score(run.test)
     torch.testing.assert_close(again[0], run.metrics["scores"])
     torch.testing.assert_close(again[1], run.metrics["maps"])
+    # the image score is the largest value of its smoothed heatmap (not of one raw patch)
+    torch.testing.assert_close(run.metrics["scores"], run.metrics["maps"].flatten(1).amax(1))
+
+
+@pytest.mark.parametrize(
+    ("backbone", "strides", "indices"),
+    # timm's stages: ResNet's and EfficientNet's start at stride 2, ConvNeXt's at stride 4
+    [("resnet18", (4, 8), (1, 2)), ("efficientnet_lite0", (8, 16), (2, 3)), ("convnext_atto", (4, 8), (0, 1))],
+)
+def test_stages_are_picked_by_stride_whatever_the_architecture(backbone, strides, indices):
+    from transferkit.anomaly.features import stage_indices
+
+    assert stage_indices(backbone, strides) == indices
+
+
+def test_a_stride_the_backbone_lacks_is_refused_with_the_strides_it_has(tmp_path):
+    from transferkit.anomaly.features import stage_indices
+
+    with pytest.raises(ConfigError, match=r"resnet18 has feature stages at strides \[2, 4, 8, 16, 32\], not \[3\]"):
+        stage_indices("resnet18", (3,))
+
+
+def test_chosen_strides_are_saved_with_the_model_and_used_again(tmp_path):
+    root = write_defects(tmp_path / "d", "brick", train=5, test_good=1, test_defect=1, size=32)
+    run = fit_anomaly(root, "resnet18", "patchcore", weights=None, image_size=32, strides=(8, 16))
+    assert run.model.spec()["strides"] == [8, 16] and run.model.method.memory.shape[1] == 128 + 256
+    run.model.save(tmp_path / "model.pt")
+    assert load_anomaly_model(tmp_path / "model.pt").features.strides == (8, 16)
+    assert PatchCore.strides == (4, 8) and PaDiM.strides == (4, 8, 16)  # the defaults when none are given
 
 
 def test_a_file_that_is_not_an_anomaly_model_is_refused(tmp_path):

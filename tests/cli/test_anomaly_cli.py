@@ -17,6 +17,7 @@ def test_anomaly_fit_evaluate_and_predict(tmp_path):
     fitted = runner.invoke(app, ["anomaly", "fit", str(data), *net, "--out", str(out)])
     assert fitted.exit_code == 0, fitted.output
     assert "test image AUROC" in fitted.output and "pixel AUROC" in fitted.output
+    assert "strides: [4, 8]" in (out / "report.html").read_text()  # PatchCore's default stages
     page = (out / "report.html").read_text()
     assert page.count("alt='") == 6 and "score" in page  # all six test images: image | heatmap | truth
 
@@ -32,3 +33,9 @@ def test_anomaly_fit_evaluate_and_predict(tmp_path):
     rows = list(csv.DictReader(found.open()))
     assert len(rows) == 1 and rows[0]["anomalous"] in ("0", "1") and float(rows[0]["score"]) >= 0
     assert Image.open(tmp_path / "maps" / "big.png").size == (100, 70)  # the heatmap at the image's own size
+
+
+def test_anomaly_fit_refuses_strides_that_are_not_numbers(tmp_path):
+    data = write_defects(tmp_path / "data", "brick", train=4, test_good=1, test_defect=1, size=32)
+    result = runner.invoke(app, ["anomaly", "fit", str(data), "--strides", "8,x", "--weights", "none"])
+    assert result.exit_code != 0 and "--strides takes whole numbers" in result.output, result.output

@@ -17,10 +17,11 @@ ANOMALY_METHODS: Registry[type[AnomalyMethod]] = Registry("anomaly method")
 
 
 class AnomalyMethod(ABC):
-    """A model of normal patches. ``layers``: the timm feature indices it reads; ``smooth``: 3×3 averaging."""
+    """A model of normal patches. ``strides``: the backbone stages it reads, by their stride in pixels (the
+    same on every architecture, unlike timm's stage indices); ``smooth``: 3×3 averaging."""
 
     name: str = ""
-    layers: tuple[int, ...] = (2, 3)
+    strides: tuple[int, ...] = (8, 16)
     smooth: bool = True
 
     @abstractmethod

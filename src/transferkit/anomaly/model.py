@@ -1,8 +1,10 @@
 """An anomaly detector ready to use: frozen patch features of a backbone + a method of
 :data:`~transferkit.anomaly.base.ANOMALY_METHODS`, image scores, full-size heatmaps and a threshold.
 
-Image score: the largest patch score. Heatmap: patch scores upsampled (bilinear) to the input size and
-smoothed with a Gaussian (σ = 4 px), as anomalib does. Threshold: the largest score among held-out
+Heatmap: patch scores upsampled (bilinear) to the input size and smoothed with a Gaussian (σ = 4 px), as
+anomalib does. Image score: the heatmap's largest value — the smoothing makes it a defect's score rather
+than one patch's, so a lone noisy patch of a normal image counts for less (anomalib takes the largest raw
+patch score). Threshold: the largest score among held-out
 normal images (none of them would be flagged); ``predict`` calls images above it anomalous. Input size:
 256 px by default, anomalib's (defects of a few pixels need the stride-8 stage to see them at that scale).
 """
@@ -27,9 +29,11 @@ from transferkit.errors import ConfigError
 class AnomalyModel:
     """``fit(normal images)``, then ``score(images)`` → (image scores (N,), heatmaps (N, S, S))."""
 
-    def __init__(self, source: ModelBackbone, method: AnomalyMethod, image_size: int = 256) -> None:
+    def __init__(
+        self, source: ModelBackbone, method: AnomalyMethod, image_size: int = 256, strides: tuple[int, ...] = ()
+    ) -> None:
         self.source, self.method, self.image_size = source, method, image_size
-        self.features = PatchFeatures(source, method.layers, method.smooth)
+        self.features = PatchFeatures(source, tuple(strides) or method.strides, method.smooth)
         self.threshold: float | None = None
 
     def embed(self, images: Tensor | Dataset, batch_size: int = 32) -> Tensor:
@@ -60,12 +64,13 @@ class AnomalyModel:
             parts = [self.score(batch[0] if isinstance(batch, (list, tuple)) else batch)
                      for batch in DataLoader(images, batch_size=batch_size)]  # fmt: skip
             return torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts])
-        patch = self.method.patch_scores(self.features(images))
-        return patch.flatten(1).max(dim=1).values, self.heatmaps(patch)
+        maps = self.heatmaps(self.method.patch_scores(self.features(images)))
+        return maps.flatten(1).max(dim=1).values, maps
 
     def spec(self) -> dict[str, Any]:
         return {"task": "anomaly", "backbone": self.source.name, "method": self.method.name,
-                "image_size": self.image_size, "threshold": self.threshold}  # fmt: skip
+                "image_size": self.image_size, "strides": list(self.features.strides),
+                "threshold": self.threshold}  # fmt: skip
 
     def save(self, path: str | Path) -> Path:
         """Spec, the feature stages' weights and the learned tensors (no pickled objects), written under a
@@ -84,13 +89,15 @@ def build_anomaly_model(
     method: str = "patchcore",
     weights: str | Path | None = "imagenet",
     image_size: int = 256,
+    strides: tuple[int, ...] = (),
     **options: Any,
 ) -> AnomalyModel:
-    """``method`` (patchcore, padim) over a transferkit backbone (a name built with ``weights``, or built)."""
+    """``method`` (patchcore, padim) over a transferkit backbone (a name built with ``weights``, or built),
+    reading the stages at ``strides`` (the method's own when empty)."""
     from transferkit.backbones import create_backbone
 
     source = create_backbone(backbone, weights=weights) if isinstance(backbone, str) else backbone
-    return AnomalyModel(source, ANOMALY_METHODS.get(method)(**options), image_size)
+    return AnomalyModel(source, ANOMALY_METHODS.get(method)(**options), image_size, strides)
 
 
 def load_anomaly_model(path: str | Path) -> AnomalyModel:
@@ -100,7 +107,8 @@ def load_anomaly_model(path: str | Path) -> AnomalyModel:
     if not isinstance(spec, dict) or spec.get("task") != "anomaly":
         raise ConfigError(f"{path} is not a transferkit anomaly model (no anomaly spec in it).")
     name = spec["backbone"].removeprefix("timm:")
-    model = build_anomaly_model(name, spec["method"], weights=None, image_size=spec["image_size"])
+    strides = tuple(spec.get("strides", ()))  # files saved before strides were recorded: the method's own
+    model = build_anomaly_model(name, spec["method"], weights=None, image_size=spec["image_size"], strides=strides)
     model.features.body.load_state_dict(payload["features"])
     model.method.load_state(payload["state"])
     model.threshold = spec["threshold"]

@@ -1,7 +1,7 @@
 """PaDiM (Defard et al., ICPR 2021): a Gaussian per patch position over normal embeddings; a patch's score
 is its Mahalanobis distance to its position's Gaussian.
 
-As the paper and anomalib: stages 1–3 (strides 4, 8, 16) upsampled to the first and concatenated, a
+As the paper and anomalib: the stages at strides 4, 8 and 16 upsampled to the first and concatenated, a
 fixed random subset of ``features`` channels, covariance regularised by 0.01·I, no neighbourhood
 averaging. Needs images of one size and framing (positions must correspond), as the method assumes.
 """
@@ -17,7 +17,7 @@ from transferkit.anomaly.base import ANOMALY_METHODS, AnomalyMethod
 @ANOMALY_METHODS.register("padim")
 class PaDiM(AnomalyMethod):
     name = "padim"
-    layers = (1, 2, 3)
+    strides = (4, 8, 16)
     smooth = False
 
     def __init__(self, features: int = 100, seed: int = 0) -> None:

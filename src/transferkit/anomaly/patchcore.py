@@ -1,10 +1,13 @@
 """PatchCore (Roth et al., CVPR 2022): a memory bank of normal patch embeddings, thinned by greedy coreset
 selection; a patch's score is its distance to the nearest patch in the bank.
 
-As anomalib's: stages 2 and 3 (strides 8 and 16) with 3×3 neighbourhood averaging, coreset by greedy
-k-centre selection on a random 128-d projection (a random subset of 10 % of the patches covering the
-rest as well as possible), Euclidean nearest-neighbour distance. Image score: the largest patch score
-(anomalib reweights it by the density around that patch's neighbour; not done here).
+As anomalib's, with 3×3 neighbourhood averaging, coreset by greedy k-centre selection on a random 128-d
+projection (10 % of the patches covering the rest as well as possible) and Euclidean nearest-neighbour
+distance — but on the stages at strides 4 and 8, not anomalib's 8 and 16: scratches and cracks one or
+two pixels wide on a texture are lost in stride-16 features (measured on the synthetic texture defects
+of ``anomaly/defects.py``, on seeds that the benchmark does not use: image AUROC 0.84 → 0.94 over
+brick, grass and gravel). Pass ``strides=(8, 16)`` for anomalib's choice, made for large object defects.
+Image score: see :mod:`~transferkit.anomaly.model` (anomalib's density reweighting is not done here).
 """
 
 from __future__ import annotations
@@ -17,17 +20,19 @@ from transferkit.anomaly.base import ANOMALY_METHODS, AnomalyMethod
 
 def greedy_coreset(points: Tensor, count: int, seed: int = 0, dims: int = 128) -> Tensor:
     """Indices of ``count`` rows of ``points`` (n, d) chosen by greedy k-centre: each next row is the one
-    farthest from those chosen so far (distances on a random ``dims``-d Gaussian projection)."""
+    farthest from those chosen so far (squared distances on a random ``dims``-d Gaussian projection)."""
     generator = torch.Generator().manual_seed(seed)
     if points.shape[1] > dims:
         projection = torch.randn(points.shape[1], dims, generator=generator) / dims**0.5
         points = points @ projection
-    chosen = [int(torch.randint(len(points), (1,), generator=generator))]
-    nearest = torch.linalg.vector_norm(points - points[chosen[0]], dim=1)
+    first = int(torch.randint(len(points), (1,), generator=generator))
+    squares = points.pow(2).sum(1)  # |p - c|² = |p|² - 2 p·c + |c|²: one matrix-vector product per step
+    nearest = squares - 2 * (points @ points[first]) + squares[first]
+    chosen = [first]
     for _ in range(count - 1):
         index = int(nearest.argmax())
         chosen.append(index)
-        nearest = torch.minimum(nearest, torch.linalg.vector_norm(points - points[index], dim=1))
+        torch.minimum(nearest, squares - 2 * (points @ points[index]) + squares[index], out=nearest)
     return torch.tensor(chosen)
 
 
@@ -39,7 +44,7 @@ def nearest_distance(queries: Tensor, bank: Tensor, chunk: int = 4096) -> Tensor
 @ANOMALY_METHODS.register("patchcore")
 class PatchCore(AnomalyMethod):
     name = "patchcore"
-    layers = (2, 3)
+    strides = (4, 8)
 
     def __init__(self, coreset: float = 0.1, seed: int = 0) -> None:
         if not 0 < coreset <= 1:

@@ -42,12 +42,13 @@ def fit_anomaly(
     image_size: int = 256,
     held_out: float = 0.2,
     seed: int = 0,
+    strides: tuple[int, ...] = (),
     **options: Any,
 ) -> AnomalyRun:
     """Learn ``root``'s train/good images (a ``held_out`` fraction of them only sets the threshold), then
-    score its test/ images when there are any."""
+    score its test/ images when there are any. ``strides``: the stages read (the method's own when empty)."""
     data = read_anomaly_folder(root)
-    model = build_anomaly_model(backbone, method, weights, image_size, **options)
+    model = build_anomaly_model(backbone, method, weights, image_size, strides, **options)
     normal = data.train[:]
     random.Random(seed).shuffle(normal)
     cut = round(len(normal) * held_out) if len(normal) >= 5 else 0

@@ -18,12 +18,17 @@ def fit(
     image_size: int = typer.Option(256, help="Images are resized to this square size (anomalib's default)."),
     held_out: float = typer.Option(0.2, help="Share of train/good kept out of the model to set the threshold."),
     seed: int = typer.Option(0),
+    strides: str = typer.Option(
+        "", help="Backbone stages to read, by stride in px, e.g. 8,16 (default: patchcore 4,8; padim 4,8,16)."
+    ),
     out: Path = typer.Option(Path("runs/anomaly"), help="Run folder (model.pt, metrics, report.html)."),
 ) -> None:
     """Learn what normal looks like; score test/ (image and pixel AUROC) and write a report with heatmaps."""
     from transferkit.anomaly.run import fit_anomaly
 
-    run = fit_anomaly(data, backbone, method, None if weights == "none" else weights, image_size, held_out, seed)
+    chosen = _strides(strides)
+    weights = None if weights == "none" else weights
+    run = fit_anomaly(data, backbone, method, weights, image_size, held_out, seed, chosen)
     run.model.save(out / "model.pt")
     threshold = run.model.threshold
     typer.echo(f"{method} on {backbone}: threshold {threshold:.4f}" if threshold is not None else f"{method} fitted")
@@ -35,6 +40,13 @@ def fit(
         )
         _report(out, run)
     typer.echo(f"run folder: {out} (model.pt{', report.html' if run.test is not None else ''})")
+
+
+def _strides(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise typer.BadParameter(f"--strides takes whole numbers separated by commas (4,8); got {text!r}.") from None
 
 
 def _fmt(value: float) -> str:

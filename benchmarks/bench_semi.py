@@ -6,13 +6,19 @@ validation drawn from the training split, the same 2,000 official test images), 
 (about 55,000) as its ``--unlabeled`` pool. Rows per subset:
   - self-training (labelled + unlabelled), the round selected on validation;
   - the same MLP head on the labelled images only (self-training's round 0);
+  - ``--strategy self-training-student``: the deepest 3 layer groups fine-tuned (3 epochs) on the labelled
+    images + self-training's class-balanced pseudo-labels of 80 % of the pool;
   - from ``results/accuracy.json`` (same subsets): pixels and HOG + RBF-SVM, and ``auto``'s labelled-only selection
     (``--refresh-copied`` re-copies them without training).
 Test accuracy is computed after selection, for the table only. The pool's features are kept in a
 feature store (``--cache-dir``), so only the first run pays for them; a row's wall seconds include them only
 if that run computed them.
 
+Each run replaces the rows of the methods it measured (same labels per class and seed) and keeps the others,
+so ``--methods self-training-student`` adds the student without re-running self-training.
+
 Usage: python benchmarks/bench_semi.py [--per-class 100,10] [--seeds 0,1,2] [--image-size 96]
+       [--methods self-training,self-training-student]
 """
 
 from __future__ import annotations
@@ -41,19 +47,43 @@ def pool_indices(per_class: list[int], seeds: list[int]) -> torch.Tensor:
     return (~used).nonzero().squeeze(1)
 
 
-def run(per_class: int, seed: int, pool_idx: torch.Tensor, args) -> list[dict]:
-    from transferkit.api import evaluate, make_data, train_classifier
+def _subset(per_class: int, seed: int, pool_idx: torch.Tensor, args):
+    from transferkit.api import make_data
     from transferkit.backbones import create_backbone
     from transferkit.data.dataset import TensorImageDataset
     from transferkit.data.fashion_mnist import CLASSES, labelled_split, load_fashion_mnist
-    from transferkit.engine.config import TrainConfig
-    from transferkit.engine.model import TransferModel
 
     images, _ = load_fashion_mnist("train")
     train, val, test = labelled_split(per_class, seed)
     backbone = create_backbone(args.backbone)
     data = make_data(train, val, CLASSES, backbone.data_config, "light", test=test, image_size=args.image_size)
     data.unlabeled = TensorImageDataset(images[pool_idx], torch.full((len(pool_idx),), -1))
+    base = {"per_class": per_class, "seed": seed, "backbone": args.backbone, "input_size": args.image_size}
+    return backbone, data, {**base, "unlabeled": len(pool_idx)}
+
+
+def run_student(per_class: int, seed: int, pool_idx: torch.Tensor, args) -> list[dict]:
+    from transferkit.api import train_classifier
+    from transferkit.engine.config import TrainConfig
+    from transferkit.semi import STUDENT
+
+    backbone, data, base = _subset(per_class, seed, pool_idx, args)
+    config = TrainConfig(seed=seed, progress=False, cache_dir=str(args.cache_dir))
+    started = time.perf_counter()
+    result = train_classifier(data, backbone, STUDENT, config, log=print, report=False)
+    wall = time.perf_counter() - started
+    return [{**base, "method": "self-training student", "test_accuracy": round(result.test_metrics.accuracy, 4),
+             "wall_seconds": round(wall, 1), "val_accuracy": round(result.metrics.accuracy, 4),
+             "teacher_val_accuracy": round(result.extra["teacher_val_accuracy"], 4),
+             "pseudo_labelled": result.extra["pseudo_labelled"]}]  # fmt: skip
+
+
+def run(per_class: int, seed: int, pool_idx: torch.Tensor, args) -> list[dict]:
+    from transferkit.api import evaluate, train_classifier
+    from transferkit.engine.config import TrainConfig
+    from transferkit.engine.model import TransferModel
+
+    backbone, data, base = _subset(per_class, seed, pool_idx, args)
     config = TrainConfig(seed=seed, progress=False, cache_dir=str(args.cache_dir))
     started = time.perf_counter()
     result = train_classifier(data, backbone, "self-training", config, log=print, report=False)
@@ -61,8 +91,6 @@ def run(per_class: int, seed: int, pool_idx: torch.Tensor, args) -> list[dict]:
     head0 = result.extra["round_heads"][0]
     m = result.model
     labelled_only = TransferModel(m.backbone, head0, m.classes, m.head_spec, m.data_config)
-    base = {"per_class": per_class, "seed": seed, "backbone": args.backbone, "input_size": args.image_size}
-    base["unlabeled"] = len(pool_idx)
     chosen = max(result.extra["rounds"], key=lambda r: r["val_acc"])  # the first of equals, as selected
     return [
         {**base, "method": "self-training", "test_accuracy": round(result.test_metrics.accuracy, 4),
@@ -95,6 +123,7 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--image-size", type=int, default=96)
     parser.add_argument("--backbone", default="efficientnet_lite0")
+    parser.add_argument("--methods", default="self-training,self-training-student")
     parser.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "transferkit-bench-semi")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--pool", type=int, default=None, help="Use only the first N pool images (a smoke run).")
@@ -109,15 +138,26 @@ def main() -> None:
         args.out.write_text(json.dumps(measured + accuracy_rows(per_class, seeds), indent=1) + "\n")
         return
     pool = pool_indices([100, 10], [0, 1, 2])[: args.pool]  # the same pool whatever subsets this run covers
-    rows = []
+    runners = {"self-training": run, "self-training-student": run_student}
+    kept = json.loads(args.out.read_text()) if args.out.exists() else []
+    rows = [r for r in kept if r.get("from") != "accuracy.json"]  # re-copied at the end
     for n in per_class:
         for seed in seeds:
-            rows += run(n, seed, pool, args)
-            for row in rows[-2:]:
-                print(f"{n}/class seed {seed} {row['method']}: test {row['test_accuracy']}", flush=True)
-            args.out.write_text(json.dumps(rows, indent=1) + "\n")
-    rows += accuracy_rows(per_class, seeds)
+            for method in args.methods.split(","):
+                new = runners[method](n, seed, pool, args)
+                for row in new:
+                    print(f"{n}/class seed {seed} {row['method']}: test {row['test_accuracy']}", flush=True)
+                rows = _merge(rows, new)
+                args.out.write_text(json.dumps(rows, indent=1) + "\n")
+    rows = _merge(rows, accuracy_rows(per_class, seeds))
     args.out.write_text(json.dumps(rows, indent=1) + "\n")
+
+
+def _merge(rows: list[dict], new: list[dict]) -> list[dict]:
+    """``rows`` with those of the same (per_class, seed, method) as a row of ``new`` replaced by it."""
+    key = lambda r: (r["per_class"], r["seed"], r["method"])  # noqa: E731
+    replaced = {key(r) for r in new}
+    return [r for r in rows if key(r) not in replaced] + new
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ from transferkit.engine.loop import FitResult, fit
 from transferkit.engine.metrics import Metrics, classification_metrics
 from transferkit.engine.model import TransferModel, build_model
 from transferkit.errors import ConfigError
-from transferkit.semi import SELF_TRAINING
+from transferkit.semi import SEMI_STRATEGIES, STUDENT
 from transferkit.strategies import create_strategy
 from transferkit.strategies.layer_selection import select_layers
 from transferkit.strategies.sklearn_probe import CLASSICAL_BASELINES
@@ -260,18 +261,19 @@ def train_classifier(
     if strategy == "auto":
         return _fit_auto(data, backbone, config, weights, out, time_budget, log, report, resume)
     bb = create_backbone(backbone, weights=weights) if isinstance(backbone, str) else backbone
-    if strategy == SELF_TRAINING and data.unlabeled is None:
-        raise ConfigError(f"Strategy {SELF_TRAINING!r} learns from unlabelled images: give them with --unlabeled DIR.")
-    if strategy != SELF_TRAINING and data.unlabeled is not None:
+    if strategy in SEMI_STRATEGIES and data.unlabeled is None:
+        raise ConfigError(f"Strategy {strategy!r} learns from unlabelled images: give them with --unlabeled DIR.")
+    if strategy not in SEMI_STRATEGIES and data.unlabeled is not None:
         raise ConfigError(
             f"Strategy {strategy!r} would ignore the {len(data.unlabeled)} unlabelled images: use --strategy auto "
-            f"(which adds {SELF_TRAINING}) or {SELF_TRAINING}, or leave out --unlabeled."
+            f"(which adds {' and '.join(SEMI_STRATEGIES)}) or one of them, or leave out --unlabeled."
         )
     source, classifier = SKLEARN_STRATEGIES.get(strategy, (None, None))
     if source is not None:
         bb = create_backbone(source)
         data = rebind(data, bb.data_config)
-    semi = strategy == SELF_TRAINING
+    semi = strategy in SEMI_STRATEGIES
+    student = copy.deepcopy(bb) if strategy == STUDENT else None  # the pretrained weights, unwrapped
     bb, train_features = with_layers(bb, layers or ("auto" if semi else None), data, config, log)
     log(
         f"Backbone {bb.name}: {bb.num_features} features, {len(bb.layer_groups())} layer groups, "
@@ -281,7 +283,10 @@ def train_classifier(
         from transferkit.semi.run import fit_semi
 
         chosen = bb if isinstance(bb, MultiDepthBackbone) else MultiDepthBackbone(bb, ["last"])
-        result = fit_semi(chosen, data, data.unlabeled, config, out, log, run_config=_run_config(data))
+        result = fit_semi(chosen, data, data.unlabeled, config, None if student is not None else out, log,
+                          run_config=_run_config(data))  # fmt: skip
+        if student is not None:
+            result = _fit_student(data, student, result, config, head, head_options, out, log)
     elif classifier is not None:
         result = fit_frozen(
             bb, data.train_eval, data.val, data.classes, data.data_config, classifier, config, out, log,
@@ -301,12 +306,12 @@ def train_classifier(
 
 def _fit_auto(data, backbone, config, weights, out, time_budget, log, report, resume) -> FitResult:
     from transferkit.auto import fit_auto
-    from transferkit.auto.recipes import DEFAULT_RECIPES, SEMI_RECIPE
+    from transferkit.auto.recipes import DEFAULT_RECIPES, SEMI_RECIPES
 
     native = (create_backbone(backbone, weights=None) if isinstance(backbone, str) else backbone).data_config
     size = data.data_config.input_size
     fixed = size if size != native.input_size else None  # an explicit --image-size applies to every recipe
-    recipes = DEFAULT_RECIPES + ((SEMI_RECIPE,) if data.unlabeled is not None else ())
+    recipes = DEFAULT_RECIPES + (SEMI_RECIPES if data.unlabeled is not None else ())
     result = fit_auto(
         data, backbone, config, weights, out, time_budget, recipes, log=log, image_size=fixed, resume=resume
     )
@@ -332,6 +337,25 @@ def _fit_trained(data, bb, strategy, config, head, head_options, strategy_option
     log(f"Strategy {strategy}: {strat.explain()}.")
     views = [data.train_eval] if config.cache_views == 1 else [data.train] * config.cache_views
     return fit(model, strat, data.train, data.val, config, out, resume, views, run_config=_run_config(data), log=log)
+
+
+def _fit_student(data, backbone, teacher: FitResult, config, head, head_options, out, log) -> FitResult:
+    """A student: ``backbone`` fine-tuned on the labelled images + the ``teacher``'s pseudo-labels."""
+    from transferkit.semi.student import StudentConfig, student_images
+
+    settings = StudentConfig()
+    images = student_images(data.train.base, data.unlabeled, teacher.extra["pool_probs"], settings.share)
+    log(f"Student: {len(data.train)} labelled + {len(images) - len(data.train)} pseudo-labelled images "
+        f"(teacher: self-training, val accuracy {teacher.metrics.accuracy:.4f})")  # fmt: skip
+    size = data.data_config.input_size
+    test = data.test.base if data.test is not None else None
+    taught = make_data(images, data.val.base, data.classes, data.data_config, data.preset, test=test, image_size=size)
+    options = {"groups": settings.groups}
+    result = _fit_trained(taught, backbone, "partial", settings.train_config(config), head, head_options, options,
+                          out, False, log)  # fmt: skip
+    log(f"Student: val accuracy {result.metrics.accuracy:.4f} (teacher {teacher.metrics.accuracy:.4f})")
+    result.extra.update(teacher_val_accuracy=teacher.metrics.accuracy, pseudo_labelled=len(images) - len(data.train))
+    return result
 
 
 def _run_config(data: Data) -> dict[str, Any]:

@@ -121,6 +121,19 @@ def test_chosen_strides_are_saved_with_the_model_and_used_again(tmp_path):
     assert PatchCore.strides == (4, 8) and PaDiM.strides == (4, 8, 16)  # the defaults when none are given
 
 
+def test_a_model_saved_before_strides_were_recorded_loads_with_the_stages_it_was_fitted_on(tmp_path):
+    """Such files read timm stages 2 and 3 (strides 8 and 16 on a ResNet) for PatchCore, not today's 4 and 8."""
+    root = write_defects(tmp_path / "d", "brick", train=5, test_good=1, test_defect=1, size=32)
+    run = fit_anomaly(root, "resnet18", "patchcore", weights=None, image_size=32, strides=(8, 16))
+    run.model.save(tmp_path / "model.pt")
+    payload = torch.load(tmp_path / "model.pt", weights_only=True)
+    del payload["spec"]["strides"]
+    torch.save(payload, tmp_path / "old.pt")
+    old = load_anomaly_model(tmp_path / "old.pt")
+    assert old.features.strides == (8, 16)
+    torch.testing.assert_close(old.score(run.test)[0], run.metrics["scores"])
+
+
 def test_a_file_that_is_not_an_anomaly_model_is_refused(tmp_path):
     torch.save({"spec": {"task": "detect"}}, tmp_path / "other.pt")
     with pytest.raises(ConfigError, match="not a transferkit anomaly model"):

@@ -165,7 +165,7 @@ def test_unused_budget_goes_to_the_later_recipes():
 
 def test_auto_tries_self_training_only_when_unlabelled_images_are_given(tmp_path, monkeypatch):
     import transferkit.auto as auto
-    from transferkit.auto.recipes import SEMI_RECIPE
+    from transferkit.auto.recipes import SEMI_RECIPE, SEMI_RECIPES, STUDENT_RECIPE
 
     seen = []
 
@@ -179,19 +179,45 @@ def test_auto_tries_self_training_only_when_unlabelled_images_are_given(tmp_path
         data.unlabeled = pool
         with pytest.raises(StopIteration):
             train_classifier(data, backbone, "auto", config(), log=quiet)
-    assert SEMI_RECIPE.name not in seen[0] and seen[1] == [*seen[0], SEMI_RECIPE.name]
+    assert SEMI_RECIPE.name not in seen[0] and seen[1] == [*seen[0], *(r.name for r in SEMI_RECIPES)]
+    assert SEMI_RECIPES == (SEMI_RECIPE, STUDENT_RECIPE)
     assert not SEMI_RECIPE.trained  # frozen features: never budgeted as fine-tuning
+    assert STUDENT_RECIPE.trained  # the student fine-tunes its deepest groups
 
 
 def test_self_training_through_auto_uses_the_pool_and_is_selected_on_validation(tmp_path):
-    from transferkit.auto.recipes import SEMI_RECIPE
+    from transferkit.auto.recipes import SEMI_RECIPES
 
     backbone, data = _data_with_untouchable_test()
     data.unlabeled = TensorImageDataset(torch.rand(12, 3, 16, 16), [-1] * 12)
-    recipes = (Recipe("pixels-svm", "sklearn-pixels-svm"), SEMI_RECIPE)
+    recipes = (Recipe("pixels-svm", "sklearn-pixels-svm"), *SEMI_RECIPES)
     fit_auto(data, backbone, config(), None, tmp_path, 300, recipes, log=quiet)
     rows = {r["recipe"]: r for r in json.loads((tmp_path / "auto.json").read_text())["trials"]}
-    assert rows["self-training"]["status"] == "ok", rows["self-training"]
+    for name in ("self-training", "self-training-student"):
+        assert rows[name]["status"] == "ok", rows[name]
+
+
+def test_the_students_estimate_is_its_teachers_plus_its_epochs_over_labelled_and_pseudo_labelled_images():
+    from transferkit.auto.recipes import SEMI_RECIPE, STUDENT_RECIPE
+    from transferkit.auto.run import EPOCH_OVERHEAD, RECIPE_OVERHEAD, estimate
+
+    class Probe:  # fixed per-image seconds: forward 1 ms, a training step 10 ms, loading 0
+        def forward(self, size):
+            return 0.001
+
+        def train(self, size, groups=-1):
+            return 0.010
+
+        def load(self, dataset, size):
+            return 0.0
+
+    backbone, data = tiny_data(n_per_class=8)  # 24 train, 12 val images
+    data.unlabeled = TensorImageDataset(torch.rand(50, 3, 16, 16), [-1] * 50)
+    cfg = config()
+    teacher = estimate(SEMI_RECIPE, None, Probe(), data, cfg)
+    images = 24 + 40  # + 0.8 × 50 pseudo-labelled
+    student = RECIPE_OVERHEAD + 3 * (EPOCH_OVERHEAD + images * 0.010 + 12 * 0.001)  # 3 epochs
+    assert estimate(STUDENT_RECIPE, None, Probe(), data, cfg) == pytest.approx(teacher + student)
 
 
 def test_a_strategy_that_would_ignore_the_unlabelled_images_says_so():

@@ -43,3 +43,14 @@ def test_self_training_without_unlabelled_images_says_how_to_give_them(tmp_path)
     data = write_class_images(tmp_path / "data")
     result = runner.invoke(app, ["fit", str(data), "--strategy", "self-training", "--out", str(tmp_path / "r"), *NET])
     assert result.exit_code != 0 and "--unlabeled DIR" in str(result.exception)
+
+
+def test_fit_trains_a_student_on_the_pseudo_labelled_pool(tmp_path):
+    data = write_class_images(tmp_path / "data")
+    pool = _unlabelled(tmp_path / "pool")
+    out = tmp_path / "run"
+    args = ["fit", str(data), "--unlabeled", str(pool), "--strategy", "self-training-student", "--out", str(out)]
+    result = runner.invoke(app, [*args, *NET])
+    assert result.exit_code == 0, result.output
+    assert "pseudo-labelled images (teacher: self-training" in result.output
+    assert "Student: val accuracy" in result.output and (out / "best.pt").exists() and (out / "report.html").exists()

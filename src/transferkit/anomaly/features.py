@@ -19,12 +19,22 @@ from transferkit.backbones.encoder import copy_weights, timm_name
 from transferkit.errors import ConfigError
 
 
+def _reductions(name: str) -> list[int]:
+    import timm
+
+    return timm.create_model(name, pretrained=False, features_only=True).feature_info.reduction()
+
+
+def strides_of(name: str, indices: tuple[int, ...]) -> tuple[int, ...]:
+    """The strides of model ``name``'s timm ``features_only`` stages ``indices``."""
+    reductions = _reductions(name)
+    return tuple(reductions[i] for i in indices)
+
+
 def stage_indices(name: str, strides: tuple[int, ...]) -> tuple[int, ...]:
     """timm ``features_only`` indices of the stages of model ``name`` at ``strides`` (the deepest stage of
     each stride); a ConfigError naming the strides the model has."""
-    import timm
-
-    reductions = timm.create_model(name, pretrained=False, features_only=True).feature_info.reduction()
+    reductions = _reductions(name)
     missing = [s for s in strides if s not in reductions]
     if missing or not strides:
         raise ConfigError(

@@ -6,7 +6,7 @@ anomalib does. Image score: the heatmap's largest value — the smoothing makes 
 than one patch's, so a lone noisy patch of a normal image counts for less (anomalib takes the largest raw
 patch score). Threshold: the largest score among held-out
 normal images (none of them would be flagged); ``predict`` calls images above it anomalous. Input size:
-256 px by default, anomalib's (defects of a few pixels need the stride-8 stage to see them at that scale).
+256 px by default, anomalib's (defects of a few pixels need the stride-4 and -8 stages at that scale).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
 from transferkit.anomaly.base import ANOMALY_METHODS, AnomalyMethod
-from transferkit.anomaly.features import PatchFeatures
+from transferkit.anomaly.features import PatchFeatures, strides_of
 from transferkit.backbones.base import ModelBackbone
 from transferkit.errors import ConfigError
 
@@ -100,6 +100,11 @@ def build_anomaly_model(
     return AnomalyModel(source, ANOMALY_METHODS.get(method)(**options), image_size, strides)
 
 
+# Files saved before strides were recorded read these timm stage indices (PatchCore then used 8 and 16 px
+# on most backbones, not today's 4 and 8): they load as they were saved.
+_INDICES_BEFORE = {"patchcore": (2, 3), "padim": (1, 2, 3)}
+
+
 def load_anomaly_model(path: str | Path) -> AnomalyModel:
     """A model saved by :meth:`AnomalyModel.save`, read with ``weights_only=True``."""
     payload = torch.load(path, map_location="cpu", weights_only=True)
@@ -107,7 +112,7 @@ def load_anomaly_model(path: str | Path) -> AnomalyModel:
     if not isinstance(spec, dict) or spec.get("task") != "anomaly":
         raise ConfigError(f"{path} is not a transferkit anomaly model (no anomaly spec in it).")
     name = spec["backbone"].removeprefix("timm:")
-    strides = tuple(spec.get("strides", ()))  # files saved before strides were recorded: the method's own
+    strides = tuple(spec["strides"]) if "strides" in spec else strides_of(name, _INDICES_BEFORE[spec["method"]])
     model = build_anomaly_model(name, spec["method"], weights=None, image_size=spec["image_size"], strides=strides)
     model.features.body.load_state_dict(payload["features"])
     model.method.load_state(payload["state"])

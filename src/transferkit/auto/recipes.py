@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from transferkit.semi import SELF_TRAINING
+from transferkit.semi import SELF_TRAINING, STUDENT
 from transferkit.strategies.sklearn_probe import CLASSICAL_BASELINES
 
 
@@ -108,3 +108,14 @@ SEMI_RECIPE = Recipe(
     about="frozen features of the labelled and the --unlabeled images (plain and RandAugment views) → "
     "class-balanced self-training of an MLP head, the round kept by validation (tried only with --unlabeled)",
 )
+
+STUDENT_RECIPE = Recipe(
+    STUDENT,
+    STUDENT,
+    layers="auto",
+    share=0.5,
+    about="self-training's head labels 80 % of the --unlabeled images (class-balanced) → the deepest 3 layer groups "
+    "fine-tuned on labelled + pseudo-labelled images, 3 epochs (tried only with --unlabeled)",
+)
+
+SEMI_RECIPES = (SEMI_RECIPE, STUDENT_RECIPE)  # added to auto's recipes when there are unlabelled images

@@ -43,7 +43,7 @@ from transferkit.engine.ensemble import EnsembleModel
 from transferkit.engine.loop import FitResult
 from transferkit.engine.metrics import Metrics, classification_metrics
 from transferkit.errors import ConfigError, DataError
-from transferkit.semi import SELF_TRAINING
+from transferkit.semi import SELF_TRAINING, SEMI_STRATEGIES, STUDENT
 
 INHERITED = ("seed", "precision", "num_workers", "accelerator", "devices", "num_nodes", "top_k", "channels_last")
 INHERITED += ("cache_max_gb", "cache_dir", "progress")
@@ -119,6 +119,10 @@ def estimate(recipe: Recipe, size: int | None, probe: CostProbe, data, cfg: Trai
         return RECIPE_OVERHEAD + images * HOG_SECONDS_PER_IMAGE + svm_seconds(n_train)
     size = size or data.data_config.input_size  # recipes without sizes run at the data's size
     forward = probe.forward(size)
+    if recipe.strategy == STUDENT:  # its teacher (self-training), then the student's epochs
+        return estimate(dataclasses.replace(recipe, strategy=SELF_TRAINING), size, probe, data, cfg) + _student(
+            size, probe, data, forward
+        )
     if not recipe.trained:  # frozen features: every group once for --layers auto, then the cached views
         passes = n_train * (cfg.cache_views + (1 if recipe.layers == "auto" else 0)) + n_val
         if recipe.strategy == SELF_TRAINING:  # a plain and a strong view of every image, then the head's rounds
@@ -135,6 +139,18 @@ def estimate(recipe: Recipe, size: int | None, probe: CostProbe, data, cfg: Trai
         return fixed + cached + epochs * n_train * probe.train(size, groups) + epochs * n_val * forward * 0.5
     per_epoch = n_train * (probe.train(size) + load) + n_val * (forward + load)
     return fixed + images * forward + epochs * per_epoch
+
+
+def _student(size: int, probe: CostProbe, data, forward: float) -> float:
+    """Seconds of a self-training student's fine-tuning: labelled + pseudo-labelled images, its epochs and groups."""
+    from transferkit.api import rebind
+    from transferkit.semi.student import StudentConfig
+
+    settings = StudentConfig()
+    images = len(data.train) + int(settings.share * len(data.unlabeled))
+    load = probe.load(rebind(data, data.data_config, size).train, size)
+    per_epoch = images * (probe.train(size, settings.groups) + load) + len(data.val) * (forward + load)
+    return RECIPE_OVERHEAD + settings.epochs * (EPOCH_OVERHEAD + per_epoch)
 
 
 def _groups(recipe: Recipe, backbone) -> int:
@@ -265,7 +281,7 @@ def run_recipe(recipe, size, estimate_s, data, backbone, weights, cfg, folder, l
 
     bb = _fresh(backbone, weights)
     bound = rebind(data, data.data_config, size) if size else data  # keeps the data's normalisation
-    if recipe.strategy != SELF_TRAINING and bound.unlabeled is not None:  # only self-training reads the pool
+    if recipe.strategy not in SEMI_STRATEGIES and bound.unlabeled is not None:  # only they read the pool
         bound = dataclasses.replace(bound, unlabeled=None)
     options = dict(recipe.options)
     if "groups_fraction" in options:

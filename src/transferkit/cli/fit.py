@@ -20,11 +20,13 @@ def fit(
         "auto",
         help="auto (try budgeted recipes incl. classical baselines, keep the best on validation), "
         "feature-extraction, fine-tune, partial, discriminative, progressive, lp-ft, sklearn-logreg, sklearn-svm, "
-        "sklearn-hog-svm, sklearn-pixels-svm, self-training (needs --unlabeled), "
+        "sklearn-hog-svm, sklearn-pixels-svm, self-training or self-training-student (need --unlabeled), "
         "or PEFT: lora, adapter, bitfit, prompt.",
     ),
     unlabeled: Optional[Path] = typer.Option(
-        None, help="Folder of unlabelled images (any depth): auto adds a self-training recipe that learns from them."
+        None,
+        help="Folder of unlabelled images (any depth): auto adds the recipes that learn from them "
+        "(self-training, self-training-student).",
     ),
     time_budget: str = typer.Option("10m", help="auto: wall-clock budget for all recipes, e.g. 600, 10m, 1h."),
     layers: Optional[str] = typer.Option(

@@ -30,7 +30,7 @@ from transferkit.engine.loop import FitResult
 from transferkit.engine.metrics import classification_metrics
 from transferkit.engine.model import TransferModel
 from transferkit.seeding import seed_everything
-from transferkit.semi.self_training import SelfTrainingConfig, Views, self_train
+from transferkit.semi.self_training import SelfTrainingConfig, Views, predict_views, self_train
 
 
 def strong_transform(data) -> Any:
@@ -108,5 +108,11 @@ def fit_semi(
     facts = {"strategy": {"semi": "class-balanced self-training", **vars(cfg), "views": views}, **(run_config or {})}
     path = write_frozen_run(out, model, history, metrics, config, facts)
     images = len(labels) + len(pool) * (1 + views) + len(val[1])
-    extra = {"rounds": rounds, "round_heads": heads, "cache_seconds": extract_seconds, "unlabeled": len(pool)}
+    extra = {
+        "rounds": rounds,
+        "round_heads": heads,
+        "cache_seconds": extract_seconds,
+        "unlabeled": len(pool),
+        "pool_probs": predict_views(head, pool),
+    }  # the kept head's labels of the pool (for a student)
     return FitResult(model, history, best, metrics, path, seconds, images / max(extract_seconds, 1e-9), extra=extra)

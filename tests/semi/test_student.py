@@ -1,0 +1,66 @@
+"""The self-training student: its images are the labelled ones plus the teacher's class-balanced pseudo-labels
+(checked by hand), it starts from the pretrained weights and fine-tunes only its deepest groups."""
+
+import pytest
+import torch
+import yaml
+
+from transferkit.api import train_classifier
+from transferkit.data import TensorImageDataset
+from transferkit.engine.config import TrainConfig
+from transferkit.semi import STUDENT
+from transferkit.semi.student import PseudoLabelled, StudentConfig, student_images
+
+from ..engine.helpers import config, quiet, tiny_data
+
+
+def _images(values):
+    """One 2×2 image per value, every pixel that value."""
+    pixels = torch.tensor(values, dtype=torch.float32).view(-1, 1, 1, 1).expand(-1, 3, 2, 2)
+    return TensorImageDataset(pixels, [0] * len(values))
+
+
+def test_the_students_images_are_the_labelled_ones_then_the_chosen_pool_images_with_their_pseudo_labels():
+    labelled = TensorImageDataset(torch.zeros(2, 3, 2, 2), [1, 0])
+    pool = _images([0.1, 0.2, 0.3, 0.4])
+    both = PseudoLabelled(labelled, pool, [3, 1], [2, 0])
+    assert len(both) == 4 and both.labels == [1, 0, 2, 0]
+    assert [both.label(i) for i in range(4)] == [1, 0, 2, 0]
+    assert float(both.raw(2).max()) == pytest.approx(0.4) and float(both.raw(3).max()) == pytest.approx(0.2)
+    with pytest.raises(ValueError, match="2 pool indices but 1 pseudo-labels"):
+        PseudoLabelled(labelled, pool, [0, 1], [0])
+
+
+def test_the_teacher_labels_the_most_confident_share_of_the_pool_per_class():
+    labelled = TensorImageDataset(torch.zeros(1, 3, 2, 2), [0])
+    pool = _images([0.0, 0.1, 0.2, 0.3, 0.4, 0.5])
+    # teacher's probabilities: images 0, 2, 4 → class 0 (0.9, 0.6, 0.7); 1, 3, 5 → class 1 (0.55, 0.8, 0.95)
+    probs = torch.tensor([[0.9, 0.1], [0.45, 0.55], [0.6, 0.4], [0.2, 0.8], [0.7, 0.3], [0.05, 0.95]])
+    chosen = student_images(labelled, pool, probs, share=4 / 6)  # 4 of 6 images: 2 per class
+    assert chosen.indices == [0, 4, 5, 3] and chosen.pseudo == [0, 0, 1, 1]
+    assert len(chosen) == 1 + 4
+
+
+def test_the_student_schedule_keeps_the_users_seed_and_devices():
+    base = TrainConfig(seed=7, accelerator="cpu", precision="32-true", epochs=30, cache_views=4)
+    got = StudentConfig(epochs=2, lr=5e-4, batch_size=16, label_smoothing=0.2).train_config(base)
+    assert (got.seed, got.accelerator, got.precision) == (7, "cpu", "32-true")
+    assert (got.epochs, got.lr, got.batch_size, got.label_smoothing, got.cache_views) == (2, 5e-4, 16, 0.2, 1)
+
+
+def test_the_student_fine_tunes_a_pretrained_copy_on_labelled_and_pseudo_labelled_images(tmp_path):
+    backbone, data = tiny_data(n_per_class=8)
+    pretrained = {k: v.clone() for k, v in backbone.state_dict().items()}
+    data.unlabeled = TensorImageDataset(torch.rand(30, 3, 16, 16), [-1] * 30)
+    result = train_classifier(data, backbone, STUDENT, config(), out=tmp_path, log=quiet, report=False)
+    pseudo = result.extra["pseudo_labelled"]
+    assert 0 < pseudo <= 24  # 0.8 × 30 images / 3 classes = at most 8 per class (fewer when a class has fewer)
+    trained_on = yaml.safe_load((tmp_path / "config.yaml").read_text())["data"]["train"]
+    assert trained_on == len(data.train) + pseudo
+    student = result.model.backbone.state_dict()
+    # the tiny backbone has 4 layer groups, model.0 … model.3: the deepest 3 train, model.0 stays pretrained
+    assert all(torch.equal(v, student[k]) for k, v in pretrained.items() if k.startswith("model.0."))
+    assert any(not torch.equal(v, student[k]) for k, v in pretrained.items() if k.startswith("model.3."))
+    untouched = all(torch.equal(v, pretrained[k]) for k, v in backbone.state_dict().items())
+    assert untouched  # the caller's backbone (the teacher's, frozen) is not the one fine-tuned
+    assert (tmp_path / "best.pt").is_file()

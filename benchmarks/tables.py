@@ -217,7 +217,9 @@ def semi_table(rows: list[dict]) -> str:
         "transferkit auto (labelled only)",
         "same head, labelled only",
         "self-training",
+        "self-training student",
     ]
+    bold = {"self-training": "**self-training**", "self-training student": "**self-training student**"}
     sizes = sorted({r["per_class"] for r in rows}, reverse=True)
     header = "| method | " + " | ".join(f"{n}/class: test accuracy (wall s)" for n in sizes) + " |"
     lines = [header, "|---" * (1 + len(sizes)) + "|"]
@@ -225,10 +227,13 @@ def semi_table(rows: list[dict]) -> str:
         cells = []
         for n in sizes:
             picked = [r for r in rows if r["method"] == method and r["per_class"] == n]
+            if not picked:
+                cells.append("not run")
+                continue
             walls = [r["wall_seconds"] for r in picked if r.get("wall_seconds") is not None]
             wall = f" ({sum(walls) / len(walls):.0f} s)" if walls else ""
             cells.append(f"{_mean_std([r['test_accuracy'] for r in picked])}{wall}")
-        name = "**self-training** (labelled + unlabelled)" if method == "self-training" else method
+        name = f"{bold[method]} (labelled + unlabelled)" if method in bold else method
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + (
         "\n\nMean ± std over seeds 0, 1, 2 (the same labelled subsets in every row); wall time per seed on this "

@@ -232,7 +232,9 @@ def semi_table(rows: list[dict]) -> str:
                 continue
             walls = [r["wall_seconds"] for r in picked if r.get("wall_seconds") is not None]
             wall = f" ({sum(walls) / len(walls):.0f} s)" if walls else ""
-            cells.append(f"{_mean_std([r['test_accuracy'] for r in picked])}{wall}")
+            accuracy = _mean_std([r["test_accuracy"] for r in picked]) if len(picked) > 1 else None
+            accuracy = accuracy or f"{picked[0]['test_accuracy']:.3f}, seed {picked[0]['seed']} only"
+            cells.append(f"{accuracy}{wall}")
         name = f"{bold[method]} (labelled + unlabelled)" if method in bold else method
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + (

@@ -149,7 +149,8 @@ def main() -> None:
                     print(f"{n}/class seed {seed} {row['method']}: test {row['test_accuracy']}", flush=True)
                 rows = _merge(rows, new)
                 args.out.write_text(json.dumps(rows, indent=1) + "\n")
-    rows = _merge(rows, accuracy_rows(per_class, seeds))
+    sizes, drawn = sorted({r["per_class"] for r in rows}), sorted({r["seed"] for r in rows})  # every stored row's
+    rows = _merge(rows, accuracy_rows(sizes, drawn))
     args.out.write_text(json.dumps(rows, indent=1) + "\n")
 
 

@@ -2,10 +2,11 @@
 same PatchCore on a randomly initialised backbone and a classical pipeline.
 
 Data (``transferkit.anomaly.defects``): for each of scikit-image's brick, grass and gravel photos and
-each seed, 60 normal 128-px crops to learn from (resized to 256 px, anomalib's default input, for the
-deep methods) (20 % of them held out for the threshold), and 60 test
+each seed, 60 normal 128-px crops to learn from (resized to the deep methods' input size) (20 % of
+them held out for the threshold), and 60 test
 crops: 30 normal and 30 with a synthetic scratch, spot or crack (exact masks). Methods:
-- ``patchcore`` / ``padim``: EfficientNet-Lite0 with its offline ImageNet weights;
+- ``patchcore`` / ``padim``: ``anomaly fit``'s defaults (EfficientNet-Lite2 with its offline ImageNet
+  weights, 320 px);
 - ``patchcore (random init)``: the same network without pretrained weights (what transfer adds);
 - ``classical (pixel features + kNN)``: scikit-image's per-pixel multi-scale intensity, edge and
   texture features, the nearest normal pixel's distance as the score (PatchCore's rule on
@@ -13,9 +14,10 @@ crops: 30 normal and 30 with a synthetic scratch, spot or crack (exact masks). M
 Image AUROC and pixel AUROC on the test crops, mean ± std over textures × seeds.
 
 Writes ``benchmarks/results/anomaly.json``: ``{method: {"image_auroc", "pixel_auroc", "aupro", "wall_seconds",
-"image_auroc_std", "pixel_auroc_std", "per_texture": {texture: image AUROC mean}, "runs": [...]}}``.
+"image_auroc_std", "pixel_auroc_std", "per_texture": {texture: image AUROC mean}, "runs": [...]}}``; each
+run row names its backbone and input size. ``--methods`` reruns some methods and keeps the others' rows.
 
-Usage: python benchmarks/bench_anomaly.py [--seeds 0,1,2] [--textures brick,grass,gravel]
+Usage: python benchmarks/bench_anomaly.py [--seeds 0,1,2] [--textures brick,grass,gravel] [--methods patchcore]
 """
 
 from __future__ import annotations
@@ -29,16 +31,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-SIZE = 128  # the crops' size; the deep methods resize them to their default input, 256 px (anomalib's)
+SIZE = 128  # the crops' size; the deep methods resize them to their default input size (320 px)
 METHODS = ("patchcore", "padim", "patchcore (random init)", "classical (pixel features + kNN)")
 
 
 def deep(root: Path, method: str, seed: int) -> dict:
+    from transferkit.anomaly.model import BACKBONE, IMAGE_SIZE
     from transferkit.anomaly.run import fit_anomaly
 
     pretrained = "random init" not in method
-    run = fit_anomaly(root, "efficientnet_lite0", method.split()[0], "imagenet" if pretrained else None, seed=seed)
-    return {k: run.metrics[k] for k in ("image_auroc", "pixel_auroc", "aupro")}
+    run = fit_anomaly(root, method=method.split()[0], weights="imagenet" if pretrained else None, seed=seed)
+    return {"backbone": BACKBONE, "image_size": IMAGE_SIZE, **{k: run.metrics[k] for k in ("image_auroc",
+            "pixel_auroc", "aupro")}}  # fmt: skip
 
 
 def classical(root: Path, seed: int, bank_size: int = 20000) -> dict:
@@ -71,26 +75,32 @@ def classical(root: Path, seed: int, bank_size: int = 20000) -> dict:
         masks.append(torch.from_numpy(mask.astype(np.float32)))
     labels = [s.label for s in data.test]
     maps, masks = torch.stack(maps), torch.stack(masks)
-    return {"image_auroc": image_auroc(torch.tensor(scores), labels), "pixel_auroc": pixel_auroc(maps, masks),
-            "aupro": aupro(maps, masks)}  # fmt: skip
+    return {"backbone": None, "image_size": SIZE, "image_auroc": image_auroc(torch.tensor(scores), labels),
+            "pixel_auroc": pixel_auroc(maps, masks), "aupro": aupro(maps, masks)}  # fmt: skip
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--textures", default="brick,grass,gravel")
+    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated; others keep their rows")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "anomaly.json")
     args = parser.parse_args()
     from transferkit.anomaly.defects import write_defects
     from transferkit.engine.threads import configure_threads
 
     configure_threads(None)
-    runs = []
+    methods = [m.strip() for m in args.methods.split(",")]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise SystemExit(f"--methods: no {unknown}; choose from {', '.join(METHODS)}.")
+    stored = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    runs = [r for m, row in stored.items() if m not in methods for r in row["runs"]]
     for texture in args.textures.split(","):
         for seed in (int(s) for s in args.seeds.split(",")):
             with tempfile.TemporaryDirectory() as tmp:
                 root = write_defects(Path(tmp) / texture, texture, 60, 30, 30, SIZE, seed=seed)
-                for method in METHODS:
+                for method in methods:
                     torch.manual_seed(seed)
                     start = time.perf_counter()
                     row = classical(root, seed) if method.startswith("classical") else deep(root, method, seed)
@@ -101,6 +111,8 @@ def main() -> None:
     result = {}
     for method in METHODS:
         mine = [r for r in runs if r["method"] == method]
+        if not mine:
+            continue
         image, pixel = np.array([r["image_auroc"] for r in mine]), np.array([r["pixel_auroc"] for r in mine])
         pro = np.array([r["aupro"] for r in mine])
         result[method] = {
@@ -108,6 +120,7 @@ def main() -> None:
             "pixel_auroc": round(float(pixel.mean()), 4), "pixel_auroc_std": round(float(pixel.std(ddof=1)), 4),
             "aupro": round(float(pro.mean()), 4), "aupro_std": round(float(pro.std(ddof=1)), 4),
             "wall_seconds": round(float(np.mean([r["wall_seconds"] for r in mine])), 1),
+            "backbone": mine[0].get("backbone"), "image_size": mine[0].get("image_size"),
             "per_texture": {t: round(float(np.mean([r["image_auroc"] for r in mine if r["texture"] == t])), 4)
                             for t in dict.fromkeys(r["texture"] for r in mine)},
             "runs": mine,

@@ -23,6 +23,17 @@ def test_the_greedy_coreset_keeps_one_point_of_every_cluster(seed):
     assert len(chosen & {0, 1, 2}) == 1 and len(chosen & {3, 4}) == 1 and 5 in chosen
 
 
+@pytest.mark.parametrize("block, regions", [(7, 5), (512, 1024)])
+def test_each_coreset_pick_is_the_point_farthest_from_the_earlier_picks(block, regions):
+    rng = np.random.default_rng(3)
+    points = rng.normal(size=(300, 4)) + 4 * rng.normal(size=(6, 4)).repeat(50, axis=0)  # 6 clusters
+    chosen = greedy_coreset(torch.tensor(points, dtype=torch.float32), 40, seed=1, block=block, regions=regions)
+    assert len(set(chosen.tolist())) == 40
+    for k in range(1, 40):  # brute force in float64: the k-th pick is (within rounding) the farthest point
+        gaps = np.sqrt(((points[:, None] - points[chosen[:k].numpy()][None]) ** 2).sum(-1)).min(1)
+        assert gaps[chosen[k]] == pytest.approx(gaps.max(), rel=1e-4)
+
+
 def test_nearest_distances_match_a_brute_force_numpy_search():
     rng = np.random.default_rng(0)
     queries, bank = rng.normal(size=(50, 7)), rng.normal(size=(30, 7))
@@ -148,6 +159,24 @@ def test_the_feature_stages_hold_the_backbones_weights_and_stay_frozen():
     body = model.features.body
     assert all(torch.equal(t, source.model.state_dict()[k]) for k, t in body.state_dict().items())
     assert not any(p.requires_grad for p in body.parameters()) and not model.features.train().body.training
+
+
+@pytest.mark.parametrize("size, sigma, kernel", [(256, 4.0, 33), (512, 8.0, 65)])  # anomalib's σ 4 at 256 px
+def test_heatmaps_are_smoothed_with_sigma_4_px_per_256_px_of_input(size, sigma, kernel):
+    from torchvision.transforms.v2.functional import gaussian_blur
+
+    model = build_anomaly_model(create_backbone_none(), "patchcore", image_size=size)
+    scores = torch.zeros(1, size // 8, size // 8)
+    scores[0, 5, 7] = 1.0
+    upsampled = torch.nn.functional.interpolate(scores[:, None], size=[size, size], mode="bilinear")
+    expected = gaussian_blur(upsampled, kernel_size=[kernel, kernel], sigma=[sigma, sigma])[:, 0]
+    torch.testing.assert_close(model.heatmaps(scores), expected)
+
+
+def create_backbone_none():
+    from transferkit.backbones import create_backbone
+
+    return create_backbone("resnet18", weights=None)
 
 
 def test_aupro_by_hand_one_defect():

@@ -197,7 +197,7 @@ def test_self_training_through_auto_uses_the_pool_and_is_selected_on_validation(
         assert rows[name]["status"] == "ok", rows[name]
 
 
-def test_the_students_estimate_is_its_teachers_plus_its_epochs_over_labelled_and_pseudo_labelled_images():
+def test_the_students_estimate_is_its_teachers_plus_a_partial_fine_tune_on_labelled_and_pseudo_labelled_images():
     from transferkit.auto.recipes import SEMI_RECIPE, STUDENT_RECIPE
     from transferkit.auto.run import EPOCH_OVERHEAD, RECIPE_OVERHEAD, estimate
 
@@ -216,7 +216,8 @@ def test_the_students_estimate_is_its_teachers_plus_its_epochs_over_labelled_and
     cfg = config()
     teacher = estimate(SEMI_RECIPE, None, Probe(), data, cfg)
     images = 24 + 40  # + 0.8 × 50 pseudo-labelled
-    student = RECIPE_OVERHEAD + 3 * (EPOCH_OVERHEAD + images * 0.010 + 12 * 0.001)  # 3 epochs
+    bottom = (images + 12) * 0.0005  # the frozen bottom (half a forward) of every image once, as `partial`
+    student = RECIPE_OVERHEAD + bottom + 3 * (EPOCH_OVERHEAD + images * 0.010 + 12 * 0.0005)  # 3 epochs
     assert estimate(STUDENT_RECIPE, None, Probe(), data, cfg) == pytest.approx(teacher + student)
 
 

@@ -39,3 +39,13 @@ def test_anomaly_fit_refuses_strides_that_are_not_numbers(tmp_path):
     data = write_defects(tmp_path / "data", "brick", train=4, test_good=1, test_defect=1, size=32)
     result = runner.invoke(app, ["anomaly", "fit", str(data), "--strides", "8,x", "--weights", "none"])
     assert result.exit_code != 0 and "--strides takes whole numbers" in result.output, result.output
+
+
+def test_anomaly_fit_defaults_are_the_librarys():
+    import inspect
+
+    from transferkit.anomaly.model import BACKBONE, IMAGE_SIZE
+    from transferkit.cli.anomaly import fit
+
+    options = inspect.signature(fit).parameters
+    assert (options["backbone"].default.default, options["image_size"].default.default) == (BACKBONE, IMAGE_SIZE)

@@ -10,6 +10,8 @@ little context), upsampled to the first stage's size and concatenated over chann
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -19,10 +21,12 @@ from transferkit.backbones.encoder import copy_weights, timm_name
 from transferkit.errors import ConfigError
 
 
-def _reductions(name: str) -> list[int]:
+@functools.cache
+def _reductions(name: str) -> tuple[int, ...]:
+    """The stride of each timm ``features_only`` stage of model ``name`` (built once per name)."""
     import timm
 
-    return timm.create_model(name, pretrained=False, features_only=True).feature_info.reduction()
+    return tuple(timm.create_model(name, pretrained=False, features_only=True).feature_info.reduction())
 
 
 def strides_of(name: str, indices: tuple[int, ...]) -> tuple[int, ...]:

@@ -10,7 +10,7 @@ from typing import Any
 
 from transferkit.anomaly.data import AnomalyImages, read_anomaly_folder
 from transferkit.anomaly.metrics import aupro, image_auroc, pixel_auroc
-from transferkit.anomaly.model import AnomalyModel, build_anomaly_model
+from transferkit.anomaly.model import BACKBONE, IMAGE_SIZE, AnomalyModel, build_anomaly_model
 
 
 def evaluate_anomaly(model: AnomalyModel, dataset: AnomalyImages, batch_size: int = 32) -> dict[str, Any]:
@@ -36,10 +36,10 @@ class AnomalyRun:
 
 def fit_anomaly(
     root: str | Path,
-    backbone: str = "efficientnet_lite0",
+    backbone: str = BACKBONE,
     method: str = "patchcore",
     weights: str | Path | None = "imagenet",
-    image_size: int = 256,
+    image_size: int = IMAGE_SIZE,
     held_out: float = 0.2,
     seed: int = 0,
     strides: tuple[int, ...] = (),

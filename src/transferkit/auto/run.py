@@ -134,23 +134,30 @@ def estimate(recipe: Recipe, size: int | None, probe: CostProbe, data, cfg: Trai
     epochs = cfg.epochs
     fixed = RECIPE_OVERHEAD + epochs * EPOCH_OVERHEAD
     if recipe.strategy == "partial":
-        groups = _groups(recipe, probe.backbone)
-        cached = (cfg.cache_views * n_train + n_val) * (0.5 * forward + load)  # the frozen bottom: about half
-        return fixed + cached + epochs * n_train * probe.train(size, groups) + epochs * n_val * forward * 0.5
+        train_step = probe.train(size, _groups(recipe, probe.backbone))
+        return fixed + _partial(cfg.cache_views * n_train, n_train, n_val, epochs, forward, load, train_step)
     per_epoch = n_train * (probe.train(size) + load) + n_val * (forward + load)
     return fixed + images * forward + epochs * per_epoch
 
 
+def _partial(cached: int, trained: int, n_val: int, epochs: int, forward: float, load: float, step: float) -> float:
+    """Seconds of a partial fine-tune: the frozen bottom (about half a forward) of ``cached`` training views and
+    the validation images once, then ``epochs`` of training steps on ``trained`` images and validation tops."""
+    return (cached + n_val) * (0.5 * forward + load) + epochs * (trained * step + n_val * forward * 0.5)
+
+
 def _student(size: int, probe: CostProbe, data, forward: float) -> float:
-    """Seconds of a self-training student's fine-tuning: labelled + pseudo-labelled images, its epochs and groups."""
+    """Seconds of a self-training student: a partial fine-tune of its deepest groups on the labelled and
+    pseudo-labelled images, one view of each (their frozen bottom is computed once)."""
     from transferkit.api import rebind
     from transferkit.semi.student import StudentConfig
 
     settings = StudentConfig()
     images = len(data.train) + int(settings.share * len(data.unlabeled))
     load = probe.load(rebind(data, data.data_config, size).train, size)
-    per_epoch = images * (probe.train(size, settings.groups) + load) + len(data.val) * (forward + load)
-    return RECIPE_OVERHEAD + settings.epochs * (EPOCH_OVERHEAD + per_epoch)
+    fixed = RECIPE_OVERHEAD + settings.epochs * EPOCH_OVERHEAD
+    step = probe.train(size, settings.groups)
+    return fixed + _partial(images, images, len(data.val), settings.epochs, forward, load, step)
 
 
 def _groups(recipe: Recipe, backbone) -> int:

@@ -13,9 +13,13 @@ import typer
 def fit(
     data: Path = typer.Argument(..., help="MVTec AD layout: train/good/, test/<kind>/, ground_truth/<kind>/."),
     method: str = typer.Option("patchcore", help="patchcore or padim."),
-    backbone: str = typer.Option("efficientnet_lite0", help="A timm backbone (its mid-level stages)."),
+    backbone: str = typer.Option(  # transferkit.anomaly.model's BACKBONE and IMAGE_SIZE (not imported: no torch)
+        "efficientnet_lite2", help="A timm backbone (its mid-level stages)."
+    ),
     weights: str = typer.Option("imagenet", help="imagenet (offline caches only), none, or a weights file."),
-    image_size: int = typer.Option(256, help="Images are resized to this square size (anomalib's default)."),
+    image_size: int = typer.Option(
+        320, help="Images are resized to this square size (anomalib: 256; finer defects need more)."
+    ),
     held_out: float = typer.Option(0.2, help="Share of train/good kept out of the model to set the threshold."),
     seed: int = typer.Option(0),
     strides: str = typer.Option(

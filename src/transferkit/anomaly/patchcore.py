@@ -1,8 +1,9 @@
 """PatchCore (Roth et al., CVPR 2022): a memory bank of normal patch embeddings, thinned by greedy coreset
 selection; a patch's score is its distance to the nearest patch in the bank.
 
-As anomalib's, with 3×3 neighbourhood averaging, coreset by greedy k-centre selection on a random 128-d
-projection (10 % of the patches covering the rest as well as possible) and Euclidean nearest-neighbour
+As anomalib's, with 3×3 neighbourhood averaging, coreset by greedy k-centre selection (on a random 128-d
+projection of wider features; 10 % of the patches covering the rest as well as possible; exact but lazy,
+see :func:`greedy_coreset`) and Euclidean nearest-neighbour
 distance — but on the stages at strides 4 and 8, not anomalib's 8 and 16: scratches and cracks one or
 two pixels wide on a texture are lost in stride-16 features. Measured on the synthetic texture defects
 of ``anomaly/defects.py`` with seeds that the benchmark does not use (brick, grass, gravel; 1 % coreset):

@@ -36,13 +36,13 @@ METHODS = ("patchcore", "padim", "patchcore (random init)", "classical (pixel fe
 
 
 def deep(root: Path, method: str, seed: int) -> dict:
-    from transferkit.anomaly.model import BACKBONE, IMAGE_SIZE
     from transferkit.anomaly.run import fit_anomaly
 
     pretrained = "random init" not in method
     run = fit_anomaly(root, method=method.split()[0], weights="imagenet" if pretrained else None, seed=seed)
-    return {"backbone": BACKBONE, "image_size": IMAGE_SIZE, **{k: run.metrics[k] for k in ("image_auroc",
-            "pixel_auroc", "aupro")}}  # fmt: skip
+    spec = run.model.spec()  # what ran, not what the defaults say
+    return {"backbone": spec["backbone"].removeprefix("timm:"), "image_size": spec["image_size"],
+            **{k: run.metrics[k] for k in ("image_auroc", "pixel_auroc", "aupro")}}  # fmt: skip
 
 
 def classical(root: Path, seed: int, bank_size: int = 20000) -> dict:

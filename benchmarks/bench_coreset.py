@@ -48,12 +48,13 @@ def patch_points(seed: int = 0) -> Tensor:
     from transferkit.anomaly.data import AnomalyImages, read_anomaly_folder
     from transferkit.anomaly.defects import write_defects
     from transferkit.anomaly.model import build_anomaly_model
+    from transferkit.anomaly.patchcore import patch_rows
 
     model = build_anomaly_model()
     with tempfile.TemporaryDirectory() as tmp:
         data = read_anomaly_folder(write_defects(Path(tmp) / "grass", "grass", 60, 30, 30, 128, seed=seed))
         embeddings = model.embed(AnomalyImages(data.train[12:], model.features.data_config, model.image_size))
-    return embeddings.permute(0, 2, 3, 1).reshape(-1, embeddings.shape[1]).contiguous()
+    return patch_rows(embeddings).contiguous()
 
 
 def radius(points: Tensor, chosen: Tensor) -> float:

@@ -71,6 +71,11 @@ def _update(block: Tensor, squares: Tensor, nearest: Tensor, centres: Tensor, ce
         torch.minimum(nearest, distances.min(dim=1).values, out=nearest)
 
 
+def patch_rows(embeddings: Tensor) -> Tensor:
+    """(N, C, H, W) patch embeddings → (N·H·W, C): one row per patch, image by image, row by row."""
+    return embeddings.permute(0, 2, 3, 1).reshape(-1, embeddings.shape[1])
+
+
 def nearest_distance(queries: Tensor, bank: Tensor, chunk: int = 4096) -> Tensor:
     """Euclidean distance of each query row to its nearest row of ``bank``, in chunks (bounded memory)."""
     return torch.cat([torch.cdist(part, bank).min(dim=1).values for part in queries.split(chunk)])
@@ -88,13 +93,13 @@ class PatchCore(AnomalyMethod):
         self.memory = torch.empty(0)
 
     def fit(self, embeddings: Tensor) -> None:
-        patches = embeddings.permute(0, 2, 3, 1).reshape(-1, embeddings.shape[1])
+        patches = patch_rows(embeddings)
         count = max(1, round(len(patches) * self.coreset))
         self.memory = patches[greedy_coreset(patches, count, self.seed)] if count < len(patches) else patches
 
     def patch_scores(self, embeddings: Tensor) -> Tensor:
-        n, c, h, w = embeddings.shape
-        return nearest_distance(embeddings.permute(0, 2, 3, 1).reshape(-1, c), self.memory).reshape(n, h, w)
+        n, _, h, w = embeddings.shape
+        return nearest_distance(patch_rows(embeddings), self.memory).reshape(n, h, w)
 
     def state(self) -> dict[str, Tensor]:
         return {"memory": self.memory}

@@ -131,6 +131,18 @@ def main() -> None:
     except TransferkitError as exc:
         typer.secho(f"error: {exc}", err=True, fg="red")
         sys.exit(1)
+    except SystemExit as exc:  # typer ends every run with one; 0 (or None) is success
+        if exc.code in (0, None):
+            _close_process_group()
+        raise
+
+
+def _close_process_group() -> None:
+    """After a command succeeded under ``torchrun``: close its process group before the interpreter exits."""
+    if "torch.distributed" in sys.modules:  # never import torch here: ``--help`` stays fast
+        from transferkit.engine.distributed import close_process_group
+
+        close_process_group()
 
 
 if __name__ == "__main__":

@@ -35,6 +35,20 @@ def make_fabric(config: TrainConfig) -> Fabric:
     return fabric
 
 
+def close_process_group() -> None:
+    """Destroy the default process group, if one was started (e.g. under ``torchrun``).
+
+    Call it once a command has succeeded on this rank: a process that exits with a live gloo group
+    can abort during interpreter shutdown (its worker threads outlive the interpreter; PyTorch asks
+    every program to call ``destroy_process_group`` before it exits). Not after a failure: a rank
+    that destroys its group while the others still wait in a collective can hang them.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def local_fabric(device: torch.device | str = "cpu", precision: str = "32-true") -> Fabric:
     """A one-process Fabric on ``device`` (for methods that train on one device, even under ``torchrun``)."""
     device = torch.device(device)

@@ -15,6 +15,7 @@ from torch.utils.data import Dataset
 
 from transferkit.backbones import DataConfig, ModelBackbone, create_backbone
 from transferkit.backbones.multi_depth import (
+    HOG,
     MultiDepthBackbone,
     group_names,
     layer_blocks,
@@ -274,7 +275,7 @@ def train_classifier(
         data = rebind(data, bb.data_config)
     semi = strategy in SEMI_STRATEGIES
     student = copy.deepcopy(bb) if strategy == STUDENT else None  # the pretrained weights, unwrapped
-    bb, train_features = with_layers(bb, layers or ("auto" if semi else None), data, config, log)
+    bb, train_features = with_layers(bb, layers or ("auto" if semi else None), data, config, log, classical=semi)
     log(
         f"Backbone {bb.name}: {bb.num_features} features, {len(bb.layer_groups())} layer groups, "
         f"{sum(p.numel() for p in bb.parameters()):,} parameters. Data: {data.summary()}."
@@ -392,17 +393,25 @@ def _score_test(result: FitResult, test: Dataset, config: TrainConfig, log) -> M
 
 
 def with_layers(
-    backbone: ModelBackbone, layers: str | Sequence[str] | None, data: Data, config: TrainConfig, log=print
+    backbone: ModelBackbone,
+    layers: str | Sequence[str] | None,
+    data: Data,
+    config: TrainConfig,
+    log=print,
+    classical: bool = False,
 ) -> tuple[ModelBackbone, tuple[torch.Tensor, torch.Tensor] | None]:
     """``backbone`` pooling the layer groups ``layers`` names (``auto``: chosen by CV on the training split).
 
-    Also returns the chosen features of the training images when ``auto`` had to compute them.
+    ``classical``: ``auto`` also tries each candidate with the input's HOG descriptor beside it
+    (:data:`~transferkit.backbones.multi_depth.HOG`). Also returns the chosen features of the training
+    images when ``auto`` had to compute them.
     """
     if layers in (None, "", "last", ["last"]) or not backbone.layer_groups():
         return backbone, None
     if layers != "auto":
         return MultiDepthBackbone(backbone, resolve_layers(backbone, layers)), None
-    every = MultiDepthBackbone(backbone, group_names(backbone))
+    extra = [HOG] if classical else []
+    every = MultiDepthBackbone(backbone, group_names(backbone) + extra)
     fabric = make_fabric(config)
     every.to(fabric.device)
     dtype = frozen_autocast_dtype(config.precision, fabric.device)
@@ -411,7 +420,7 @@ def with_layers(
         desc="features of every layer group" if config.progress else None,
     )  # fmt: skip
     blocks = layer_blocks(every, x)
-    choice = select_layers(blocks, y.numpy(), seed=config.seed)
+    choice = select_layers(blocks, y.numpy(), seed=config.seed, extra=extra)
     if not choice.scores:
         why = "a class has fewer than 2 training images, nothing to cross-validate"
         log(f"--layers auto: {why}; using {choice.layers[0]}.")

@@ -197,7 +197,7 @@ def test_self_training_through_auto_uses_the_pool_and_is_selected_on_validation(
         assert rows[name]["status"] == "ok", rows[name]
 
 
-def test_the_students_estimate_is_its_teachers_plus_a_partial_fine_tune_on_labelled_and_pseudo_labelled_images():
+def test_the_teachers_and_the_students_estimates_count_every_pass_by_hand():
     from transferkit.auto.recipes import SEMI_RECIPE, STUDENT_RECIPE
     from transferkit.auto.run import EPOCH_OVERHEAD, RECIPE_OVERHEAD, estimate
 
@@ -214,7 +214,12 @@ def test_the_students_estimate_is_its_teachers_plus_a_partial_fine_tune_on_label
     backbone, data = tiny_data(n_per_class=8)  # 24 train, 12 val images
     data.unlabeled = TensorImageDataset(torch.rand(50, 3, 16, 16), [-1] * 50)
     cfg = config()
+    assert cfg.cache_views == 1 and SEMI_RECIPE.layers == "auto"
     teacher = estimate(SEMI_RECIPE, None, Probe(), data, cfg)
+    # every group of the 24 training images once (--layers auto), then their cached view, the 12 validation
+    # images, and a plain and a strong view of the 24 + 50 images: each a forward and a HOG (2 ms)
+    passes = 24 + 24 + 12 + 2 * (24 + 50)
+    assert teacher == pytest.approx(RECIPE_OVERHEAD + passes * (0.001 + 0.002) + 60.0)
     images = 24 + 40  # + 0.8 × 50 pseudo-labelled
     bottom = (images + 12) * 0.0005  # the frozen bottom (half a forward) of every image once, as `partial`
     student = RECIPE_OVERHEAD + bottom + 3 * (EPOCH_OVERHEAD + images * 0.010 + 12 * 0.0005)  # 3 epochs

@@ -54,3 +54,44 @@ def test_fit_trains_a_student_on_the_pseudo_labelled_pool(tmp_path):
     assert result.exit_code == 0, result.output
     assert "pseudo-labelled images (teacher: self-training" in result.output
     assert "Student: val accuracy" in result.output and (out / "best.pt").exists() and (out / "report.html").exists()
+
+
+def test_self_training_with_the_hog_view_trains_saves_and_predicts(tmp_path):
+    import torch
+
+    data = write_class_images(tmp_path / "data")
+    pool = _unlabelled(tmp_path / "pool")
+    out = tmp_path / "run"
+    args = ["fit", str(data), "--unlabeled", str(pool), "--strategy", "self-training", "--out", str(out)]
+    result = runner.invoke(app, [*args, "--layers", "last,hog", *NET])
+    assert result.exit_code == 0, result.output
+    spec = torch.load(out / "best.pt", weights_only=True)["spec"]
+    assert spec["layers"] == ["layer4", "hog"]  # resnet18's last group, then the input's HOG descriptor
+    csv = tmp_path / "predictions.csv"
+    predicted = runner.invoke(app, ["predict", str(out / "best.pt"), str(data / "a"), "--out", str(csv)])
+    assert predicted.exit_code == 0, predicted.output
+    assert len(csv.read_text().splitlines()) == 1 + 8
+
+
+def test_layers_auto_of_self_training_tries_each_candidate_with_and_without_hog(tmp_path, monkeypatch):
+    import transferkit.api as api
+
+    calls = []
+
+    def spy(features, labels, seed=0, folds=3, extra=()):
+        choice = select_layers(features, labels, seed, folds, extra)
+        calls.append((list(features), list(extra), choice))
+        return choice
+
+    select_layers = api.select_layers
+    monkeypatch.setattr(api, "select_layers", spy)
+    data = write_class_images(tmp_path / "data")
+    pool = _unlabelled(tmp_path / "pool")
+    args = ["fit", str(data), "--unlabeled", str(pool), "--strategy", "self-training", "--out", str(tmp_path / "r")]
+    result = runner.invoke(app, [*args, *NET])
+    assert result.exit_code == 0, result.output
+    [(blocks, extra, choice)] = calls
+    assert blocks[-1] == "hog" and extra == ["hog"]
+    tried = [names for names, _ in choice.scores]
+    assert any(n[-1] == "hog" for n in tried) and any("hog" not in n for n in tried)
+    assert f"--layers auto chose {', '.join(choice.layers)}" in result.output

@@ -126,8 +126,8 @@ def estimate(recipe: Recipe, size: int | None, probe: CostProbe, data, cfg: Trai
     if not recipe.trained:  # frozen features: every group once for --layers auto, then the cached views
         passes = n_train * (cfg.cache_views + (1 if recipe.layers == "auto" else 0)) + n_val
         if recipe.strategy == SELF_TRAINING:  # a plain and a strong view of every image, then the head's rounds
-            passes += 2 * (n_train + len(data.unlabeled))
-            return RECIPE_OVERHEAD + passes * (forward + probe.load(data.train, size)) + 60.0
+            passes += 2 * (n_train + len(data.unlabeled))  # each with HOG too, should the layer choice keep it
+            return RECIPE_OVERHEAD + passes * (forward + probe.load(data.train, size) + HOG_SECONDS_PER_IMAGE) + 60.0
         load = probe.load(data.train, data.data_config.input_size) if cfg.cache_views > 1 else 0.0
         return RECIPE_OVERHEAD + passes * (forward + load) + 5.0 + n_train * 0.02  # + layer selection and C search
     load = probe.load(rebind(data, data.data_config, size).train, size)

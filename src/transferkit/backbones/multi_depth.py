@@ -5,6 +5,12 @@ transfer better than the last one (Yosinski et al., 2014): a linear probe on poo
 outputs of several layer groups beats one on the final features. The view shares the
 network, its weights and its layer groups with the backbone it wraps, so checkpoints,
 freezing and the feature cache work unchanged.
+
+Beside the groups, ``hog`` adds a classical view of the *input*: its HOG descriptor (the
+``classical:hog`` baseline's: the image in [0, 1] at 64 px, 8-px cells). Blum & Mitchell's second
+view: edges and silhouettes that ImageNet features of a small grayscale image blur. ``--layers auto``
+adds it only where cross-validation on the training images says it helps (see
+:func:`transferkit.strategies.layer_selection.select_layers`).
 """
 
 from __future__ import annotations
@@ -18,6 +24,34 @@ from transferkit.backbones.base import ModelBackbone
 from transferkit.errors import ConfigError
 
 LAST = "last"
+HOG = "hog"  # not a layer group: the input's HOG descriptor, after the pooled groups
+HOG_SIZE = 64  # the classical:hog baseline's input size
+HOG_SCALE = 30.0  # L2-Hys HOG values lie in [0, 0.2]; ×30 brings them near pooled CNN features' scale
+
+
+class HogView(nn.Module):
+    """Normalised images (N, 3, S, S) → HOG descriptors (N, D) of the images in [0, 1] at 64 px, × ``HOG_SCALE``.
+
+    ``mean``/``std``: the normalisation the images went through (undone first). NumPy inside:
+    no gradient flows through it and it cannot be exported (``export`` says so).
+    """
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
+        super().__init__()
+        from transferkit.backbones.classical import HogFeatures
+
+        self.mean, self.std = tuple(mean), tuple(std)
+        self.hog = HogFeatures()
+
+    def forward(self, images: Tensor) -> Tensor:
+        from torch.nn import functional as F
+
+        shape = (1, -1, 1, 1)
+        x = images.detach().float()
+        raw = x * x.new_tensor(self.std).view(shape) + x.new_tensor(self.mean).view(shape)
+        if raw.shape[-1] != HOG_SIZE or raw.shape[-2] != HOG_SIZE:
+            raw = F.interpolate(raw, size=HOG_SIZE, mode="bilinear", antialias=True, align_corners=False)
+        return self.hog(raw.clamp(0, 1)) * HOG_SCALE
 
 
 def pool(output: Tensor) -> Tensor:
@@ -58,16 +92,21 @@ def resolve_layers(backbone: ModelBackbone, layers: str | Sequence[str]) -> list
     chosen = []
     for item in filter(None, items):
         name = names[-1] if item == LAST else item
-        if name not in names:
+        if name not in names and name != HOG:
             raise ConfigError(
                 f"No layer group {item!r} in {backbone.name}. Valid --layers: auto, last, or comma-separated "
-                f"names among: {', '.join(names)}."
+                f"names among: {', '.join(names)} (and {HOG}, the input's HOG descriptor, beside them)."
             )
         if name not in chosen:
             chosen.append(name)
     if not chosen:
         raise ConfigError(f"--layers is empty. Use auto, last, or names among: {', '.join(names)}.")
-    return sorted(chosen, key=names.index)
+    if chosen == [HOG]:
+        raise ConfigError(
+            f"--layers {HOG} adds HOG descriptors beside layer groups; name a group too (e.g. last,{HOG}), "
+            "or use --backbone classical:hog for HOG alone."
+        )
+    return sorted(chosen, key=lambda n: names.index(n) if n in names else len(names))
 
 
 def layer_blocks(backbone: MultiDepthBackbone, features: Tensor) -> dict[str, Tensor]:
@@ -100,6 +139,9 @@ class MultiDepthBackbone(ModelBackbone):
         super().__init__(backbone.name, backbone.model, 0, backbone.data_config, self_groups)
         self.layers = chosen
         self.taps = taps
+        self.deepest = names[-1] in chosen
+        dc = backbone.data_config
+        self.hog = HogView(dc.mean, dc.std) if HOG in chosen else None
         self.num_features = sum(self.widths())
 
     def widths(self) -> list[int]:
@@ -131,8 +173,10 @@ class MultiDepthBackbone(ModelBackbone):
             for handle in handles:
                 handle.remove()
         parts = [pool(captured[path]) for path in self.taps]
-        if len(self.layers) > len(self.taps):  # the deepest group is among the chosen
+        if self.deepest:
             parts.append(final)
+        if self.hog is not None:
+            parts.append(self.hog(images))  # float32: cat promotes bf16 group outputs
         return parts
 
     def forward_features(self, images: Tensor) -> Tensor:

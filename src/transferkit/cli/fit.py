@@ -30,7 +30,9 @@ def fit(
     ),
     time_budget: str = typer.Option("10m", help="auto: wall-clock budget for all recipes, e.g. 600, 10m, 1h."),
     layers: Optional[str] = typer.Option(
-        None, help="Pool features from several layer groups: auto (chosen by CV on train), last, or NAME,NAME."
+        None,
+        help="Pool features from several layer groups: auto (chosen by CV on train), last, or NAME,NAME; "
+        "add hog for the input's HOG descriptor beside them.",
     ),
     groups: Optional[int] = typer.Option(None, help="partial: number of deepest layer groups to train."),
     ratio: Optional[float] = typer.Option(None, help="discriminative/progressive: lr ratio shallowest/deepest group."),

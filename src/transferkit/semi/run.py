@@ -3,8 +3,10 @@
 The unlabelled images' features are computed by the backbone with *every* layer group pooled
 (one pass per view, kept in the feature store with ``cache_dir``: the same folder costs nothing
 the next time, whatever layers the labelled subset picks) and the chosen groups' columns are
-sliced out. The result is an ordinary :class:`TransferModel` (the backbone + the MLP head), saved
-as ``best.pt`` like any run, so ``predict``, ``serve`` and ``export`` take it.
+sliced out. ``--layers auto`` may add the input's HOG descriptor (a second, classical view; kept
+only where cross-validation on the labelled images says it helps); the pool's views then carry it
+too. The result is an ordinary :class:`TransferModel` (the backbone + the MLP head), saved as
+``best.pt`` like any run, so ``predict`` and ``serve`` take it (``export`` too, unless it holds HOG).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from torch import Tensor
 from torch.nn import functional as F
 from torch.utils.data import Dataset
 
-from transferkit.backbones.multi_depth import MultiDepthBackbone, group_names, pick_layers
+from transferkit.backbones.multi_depth import HOG, MultiDepthBackbone, group_names, pick_layers
 from transferkit.data.dataset import WithTransform
 from transferkit.data.transforms import build_transforms
 from transferkit.engine.cache import FeatureCache
@@ -83,7 +85,7 @@ def fit_semi(
     cfg = cfg or SelfTrainingConfig(seed=config.seed)
     started = time.perf_counter()
     strong = strong_transform(data)
-    every = MultiDepthBackbone(chosen, group_names(chosen))
+    every = MultiDepthBackbone(chosen, group_names(chosen) + [HOG] * (HOG in chosen.layers))
     plain = WithTransform(unlabeled, data.train_eval.transform)
     # the pool's views do not depend on the run's seed: runs on other labelled subsets or seeds reuse them
     pool, _ = view_features(every, plain, WithTransform(unlabeled, strong), config, views, True, seed=0)

@@ -43,23 +43,31 @@ def candidate_sets(names: Sequence[str], longest: int = 3) -> list[list[str]]:
 
 
 def select_layers(
-    features: Mapping[str, np.ndarray | torch.Tensor], labels: np.ndarray | torch.Tensor, seed: int = 0, folds: int = 3
+    features: Mapping[str, np.ndarray | torch.Tensor],
+    labels: np.ndarray | torch.Tensor,
+    seed: int = 0,
+    folds: int = 3,
+    extra: Sequence[str] = (),
 ) -> LayerChoice:
     """The candidate set with the best cross-validated probe accuracy (ties → fewer features, then deeper).
 
-    ``features``: pooled features of every layer group, shallow → deep (``{name: (N, D)}``).
+    ``features``: pooled features of every layer group, shallow → deep (``{name: (N, D)}``), and of
+    each name in ``extra`` (blocks that are not groups, e.g. ``hog``): every candidate is also tried
+    with the ``extra`` blocks beside it, so they are kept only where they raise the CV accuracy.
     With a class of fewer than 2 images nothing can be cross-validated: the last group is used.
     """
-    names = list(features)
+    groups = [n for n in features if n not in extra]
     y = torch.as_tensor(np.asarray(labels), dtype=torch.long)
     k = int(y.max()) + 1
-    blocks = {n: torch.as_tensor(np.asarray(features[n]), dtype=torch.float32) for n in names}
+    blocks = {n: torch.as_tensor(np.asarray(features[n]), dtype=torch.float32) for n in features}
+    base = candidate_sets(groups)
     scores = []
-    for subset in candidate_sets(names):
+    for subset in base + [s + list(extra) for s in base if extra]:
         x = torch.cat([blocks[n] for n in subset], 1)
         results = cross_validate(x, y, k, SELECTION_CS, folds, seed)
         if not results:
-            return LayerChoice([names[-1]], [])
-        scores.append((subset, max(accuracy for _, accuracy, _ in results), x.shape[1], names.index(subset[-1])))
+            return LayerChoice([groups[-1]], [])
+        depth = max(groups.index(n) for n in subset if n in groups)
+        scores.append((subset, max(accuracy for _, accuracy, _ in results), x.shape[1], depth))
     scores.sort(key=lambda s: (-s[1], s[2], -s[3]))
     return LayerChoice(scores[0][0], [(s[0], s[1]) for s in scores])

@@ -94,7 +94,8 @@ def run(per_class: int, seed: int, pool_idx: torch.Tensor, args) -> list[dict]:
     chosen = max(result.extra["rounds"], key=lambda r: r["val_acc"])  # the first of equals, as selected
     return [
         {**base, "method": "self-training", "test_accuracy": round(result.test_metrics.accuracy, 4),
-         "wall_seconds": round(wall, 1), "round": chosen["round"], "rounds": result.extra["rounds"]},
+         "wall_seconds": round(wall, 1), "round": chosen["round"], "rounds": result.extra["rounds"],
+         "layers": m.spec()["layers"]},
         {**base, "method": "same head, labelled only", "wall_seconds": None,
          "test_accuracy": round(evaluate(labelled_only, data.test, config).accuracy, 4)},
     ]  # fmt: skip

@@ -67,6 +67,7 @@ def test_self_training_with_the_hog_view_trains_saves_and_predicts(tmp_path):
     assert result.exit_code == 0, result.output
     spec = torch.load(out / "best.pt", weights_only=True)["spec"]
     assert spec["layers"] == ["layer4", "hog"]  # resnet18's last group, then the input's HOG descriptor
+    assert spec["head"]["name"] == "views" and spec["head"]["blocks"] == [512, 1764]  # 64 px: 7·7·2·2·9 HOG
     csv = tmp_path / "predictions.csv"
     predicted = runner.invoke(app, ["predict", str(out / "best.pt"), str(data / "a"), "--out", str(csv)])
     assert predicted.exit_code == 0, predicted.output

@@ -70,6 +70,14 @@ def view_features(
     return Views(found[0][0], [f for f, _ in found[1:]]), found[0][1]
 
 
+def view_blocks(chosen: MultiDepthBackbone) -> list[int] | None:
+    """[network columns, HOG columns] when ``chosen`` adds the input's HOG descriptor (two views); else ``None``."""
+    if HOG not in chosen.layers:
+        return None
+    widths = chosen.widths()
+    return [sum(widths[:-1]), widths[-1]]
+
+
 def fit_semi(
     chosen: MultiDepthBackbone,
     data,
@@ -98,8 +106,11 @@ def fit_semi(
     val = _cache(chosen, [data.val], config, store=False).train(0)
     extract_seconds = time.perf_counter() - started
     log(f"Features of {len(labels)} labelled, {len(pool)} unlabelled images, {1 + views} views, {extract_seconds:.0f}s")
-    head, rounds, heads = self_train(labelled, labels, pool, val, len(data.classes), cfg, log)
+    blocks = view_blocks(chosen)
+    head, rounds, heads = self_train(labelled, labels, pool, val, len(data.classes), cfg, log, blocks)
     spec = {"name": "mlp", "hidden": cfg.hidden, "dropout": 0.2}
+    if blocks:
+        spec = {**spec, "name": "views", "blocks": blocks}
     model = TransferModel(chosen, head, data.classes, spec, data.data_config)
     probs = F.softmax(head(val[0]), 1).detach()
     metrics = classification_metrics(val[1].numpy(), probs.numpy(), config.top_k)

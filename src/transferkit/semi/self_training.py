@@ -1,6 +1,8 @@
 """Class-balanced self-training with weak/strong views (pseudo-labelling + consistency, on cached features).
 
-Round 0 trains an MLP head on the labelled images' features. Each later round labels the
+Round 0 trains an MLP head on the labelled images' features (with ``blocks``, when the features are
+two views side by side — a network's groups and the input's HOG — a head per view and one on both,
+averaged: co-training's :class:`~transferkit.heads.views.ViewsHead`). Each later round labels the
 unlabelled images with the previous head — the mean of its softmax on the image's weak view
 (eval transform) and its strong views (RandAugment) — keeps, for every class, the images it
 predicts for that class most confidently, at most ``share · N / classes`` of them (balanced: a
@@ -17,17 +19,19 @@ the feature store between runs); the rounds train only the head, in seconds on a
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.nn import functional as F
 
 from transferkit.engine.distributed import local_fabric
 from transferkit.engine.trainer import StepOutput, Trainer, TrainingTask
 from transferkit.heads.mlp import MLPHead
+from transferkit.heads.views import ViewsHead
 from transferkit.seeding import derive_seed
 
 
@@ -59,6 +63,10 @@ class Views:
 
     def cat(self, other: Views) -> Views:
         return Views(torch.cat([self.weak, other.weak]), [torch.cat(p) for p in zip(self.strong, other.strong)])
+
+    def columns(self, which: slice) -> Views:
+        """The same images, only the columns ``which`` of every view."""
+        return Views(self.weak[:, which], [s[:, which] for s in self.strong])
 
     def __len__(self) -> int:
         return len(self.weak)
@@ -129,7 +137,7 @@ def _accuracy(head: torch.nn.Module, features: Tensor, labels: Tensor) -> float:
 
 
 def _round_data(
-    r: int, head: MLPHead | None, labelled: Views, labels: Tensor, unlabelled: Views, cfg: SelfTrainingConfig
+    r: int, head: nn.Module | None, labelled: Views, labels: Tensor, unlabelled: Views, cfg: SelfTrainingConfig
 ) -> tuple[Views, Tensor, Tensor]:
     """(views, labels, sampling weights) of round ``r``: labelled only, then + the balanced pseudo-labels."""
     if not r or head is None:
@@ -143,6 +151,26 @@ def _round_data(
     return labelled.cat(unlabelled.subset(kept)), torch.cat([labels, pseudo]), weights
 
 
+def _train_head(fabric, views: Views, targets: Tensor, weights: Tensor, classes: int, cfg, seed: int) -> MLPHead:
+    task = _HeadTask(views, targets, weights, classes, cfg)
+    Trainer(fabric, seed=seed, log=lambda _: None).fit(task, 1)
+    return task.head.eval()
+
+
+def _train_round(fabric, views: Views, targets: Tensor, weights: Tensor, classes: int, cfg, r: int, blocks):
+    """One round's head: an MLP head, or with ``blocks`` a :class:`ViewsHead` whose members are trained apart."""
+    if not blocks:
+        return _train_head(fabric, views, targets, weights, classes, cfg, derive_seed(cfg.seed, r))
+    combined = ViewsHead(views.weak.shape[1], classes, blocks, cfg.hidden)
+    edges = [0, *itertools.accumulate(blocks)]
+    columns = [slice(a, b) for a, b in zip(edges, edges[1:])] + [slice(None)]
+    for k, (member, which) in enumerate(zip(combined.members, columns)):
+        seed = derive_seed(cfg.seed, r * len(columns) + k)  # one per round and member
+        trained = _train_head(fabric, views.columns(which), targets, weights, classes, cfg, seed)
+        member.load_state_dict(trained.state_dict())
+    return combined.eval()
+
+
 def self_train(
     labelled: Views,
     labels: Tensor,
@@ -151,15 +179,19 @@ def self_train(
     num_classes: int,
     cfg: SelfTrainingConfig = SelfTrainingConfig(),
     log: Callable[[str], None] = print,
-) -> tuple[MLPHead, list[dict], list[MLPHead]]:
-    """The head of the round with the best validation accuracy, one history row per round, every round's head."""
+    blocks: Sequence[int] | None = None,
+) -> tuple[nn.Module, list[dict], list[nn.Module]]:
+    """The head of the round with the best validation accuracy, one history row per round, every round's head.
+
+    ``blocks``: widths of the features' views (e.g. network groups, then HOG): each round then trains a
+    :class:`~transferkit.heads.views.ViewsHead` — a head per view and one on all — whose averaged
+    probabilities give the next round's pseudo-labels (co-training); ``None``: one MLP head on all.
+    """
     fabric, head, history, heads = local_fabric("cpu"), None, [], []
-    best: tuple[float, MLPHead | None] = (-1.0, None)
+    best: tuple[float, nn.Module | None] = (-1.0, None)
     for r in range(cfg.rounds + 1):
         views, targets, weights = _round_data(r, head, labelled, labels, unlabelled, cfg)
-        task = _HeadTask(views, targets, weights, num_classes, cfg)
-        Trainer(fabric, seed=derive_seed(cfg.seed, r), log=lambda _: None).fit(task, 1)
-        head = task.head.eval()
+        head = _train_round(fabric, views, targets, weights, num_classes, cfg, r, blocks)
         heads.append(head)
         accuracy, pseudo = _accuracy(head, *val), len(targets) - len(labels)
         history.append({"round": r, "pseudo_labelled": pseudo, "val_acc": round(accuracy, 6)})

@@ -75,7 +75,9 @@ def run_student(per_class: int, seed: int, pool_idx: torch.Tensor, args) -> list
     return [{**base, "method": "self-training student", "test_accuracy": round(result.test_metrics.accuracy, 4),
              "wall_seconds": round(wall, 1), "val_accuracy": round(result.metrics.accuracy, 4),
              "teacher_val_accuracy": round(result.extra["teacher_val_accuracy"], 4),
-             "pseudo_labelled": result.extra["pseudo_labelled"]}]  # fmt: skip
+             "pseudo_labelled": result.extra["pseudo_labelled"],
+             "teacher_layers": result.extra["teacher_spec"]["layers"],
+             "teacher_head": result.extra["teacher_spec"]["head"]["name"]}]  # fmt: skip
 
 
 def run(per_class: int, seed: int, pool_idx: torch.Tensor, args) -> list[dict]:

@@ -355,7 +355,8 @@ def _fit_student(data, backbone, teacher: FitResult, config, head, head_options,
     result = _fit_trained(taught, backbone, "partial", settings.train_config(config), head, head_options, options,
                           out, False, log)  # fmt: skip
     log(f"Student: val accuracy {result.metrics.accuracy:.4f} (teacher {teacher.metrics.accuracy:.4f})")
-    result.extra.update(teacher_val_accuracy=teacher.metrics.accuracy, pseudo_labelled=len(images) - len(data.train))
+    result.extra.update(teacher_val_accuracy=teacher.metrics.accuracy, pseudo_labelled=len(images) - len(data.train),
+                        teacher_spec=teacher.model.spec())  # fmt: skip
     return result
 
 

@@ -5,7 +5,7 @@ The unlabelled images' features are computed by the backbone with *every* layer 
 the next time, whatever layers the labelled subset picks) and the chosen groups' columns are
 sliced out. ``--layers auto`` may add the input's HOG descriptor (a second, classical view; kept
 only where cross-validation on the labelled images says it helps); the pool's views then carry it
-too. The result is an ordinary :class:`TransferModel` (the backbone + the MLP head), saved as
+too. The result is an ordinary :class:`TransferModel` (the backbone + the MLP or views head), saved as
 ``best.pt`` like any run, so ``predict`` and ``serve`` take it (``export`` too, unless it holds HOG).
 """
 

@@ -255,10 +255,12 @@ def semi_table(rows: list[dict]) -> str:
     stale = sorted(
         {r["per_class"] for r in rows if r["method"] == "self-training student" and "teacher_layers" not in r}
     )
-    note = "".join(
-        f" The {n}/class student was measured with an earlier teacher (self-training on the network's features only, "
-        "before the HOG view) and not re-run since."
-        for n in stale
+    sizes_said = " and ".join(f"{n}/class" for n in stale)
+    note = (
+        f" The {sizes_said} student was measured with an earlier teacher (self-training on the network's features "
+        "only, before the HOG view) and not re-run since."
+        if stale
+        else ""
     )
     return "\n".join(lines) + (
         "\n\nMean ± std over seeds 0, 1, 2 (the same labelled subsets in every row); wall time per seed on this "

@@ -19,8 +19,10 @@ from collections.abc import Sequence
 
 import torch
 from torch import Tensor, nn
+from torch.nn import functional as F
 
 from transferkit.backbones.base import ModelBackbone
+from transferkit.backbones.classical import HogFeatures
 from transferkit.errors import ConfigError
 
 LAST = "last"
@@ -38,14 +40,10 @@ class HogView(nn.Module):
 
     def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()
-        from transferkit.backbones.classical import HogFeatures
-
         self.mean, self.std = tuple(mean), tuple(std)
         self.hog = HogFeatures()
 
     def forward(self, images: Tensor) -> Tensor:
-        from torch.nn import functional as F
-
         shape = (1, -1, 1, 1)
         x = images.detach().float()
         raw = x * x.new_tensor(self.std).view(shape) + x.new_tensor(self.mean).view(shape)

@@ -9,6 +9,7 @@ than the one head on both (self-training uses it for its pseudo-labels; see
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import torch
@@ -47,9 +48,14 @@ class ViewsHead(nn.Module):
         self.members = nn.ModuleList(MLPHead(w, num_classes, hidden, dropout) for w in widths)
         self.num_classes = num_classes
 
+    def slices(self) -> list[slice]:
+        """Each member's columns: the view blocks in order, then all of them."""
+        edges = [0, *itertools.accumulate(self.blocks)]
+        return [slice(a, b) for a, b in zip(edges, edges[1:])] + [slice(None)]
+
     def columns(self, features: Tensor) -> list[Tensor]:
-        """Each member's input: the view blocks, then all the columns."""
-        return [*features.split(self.blocks, dim=1), features]
+        """Each member's input (see :meth:`slices`)."""
+        return [features[:, which] for which in self.slices()]
 
     def forward(self, features: Tensor) -> Tensor:
         probs = [m(x).float().softmax(1) for m, x in zip(self.members, self.columns(features))]

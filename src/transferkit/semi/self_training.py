@@ -19,7 +19,6 @@ the feature store between runs); the rounds train only the head, in seconds on a
 
 from __future__ import annotations
 
-import itertools
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -162,8 +161,7 @@ def _train_round(fabric, views: Views, targets: Tensor, weights: Tensor, classes
     if not blocks:
         return _train_head(fabric, views, targets, weights, classes, cfg, derive_seed(cfg.seed, r))
     combined = ViewsHead(views.weak.shape[1], classes, blocks, cfg.hidden)
-    edges = [0, *itertools.accumulate(blocks)]
-    columns = [slice(a, b) for a, b in zip(edges, edges[1:])] + [slice(None)]
+    columns = combined.slices()
     for k, (member, which) in enumerate(zip(combined.members, columns)):
         seed = derive_seed(cfg.seed, r * len(columns) + k)  # one per round and member
         trained = _train_head(fabric, views.columns(which), targets, weights, classes, cfg, seed)

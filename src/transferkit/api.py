@@ -287,7 +287,7 @@ def train_classifier(
         result = fit_semi(chosen, data, data.unlabeled, config, None if student is not None else out, log,
                           run_config=_run_config(data))  # fmt: skip
         if student is not None:
-            result = _fit_student(data, student, result, config, head, head_options, out, log)
+            result = _fit_student(data, student, result, config, head, head_options, out, resume, log)
     elif classifier is not None:
         result = fit_frozen(
             bb, data.train_eval, data.val, data.classes, data.data_config, classifier, config, out, log,
@@ -340,8 +340,12 @@ def _fit_trained(data, bb, strategy, config, head, head_options, strategy_option
     return fit(model, strat, data.train, data.val, config, out, resume, views, run_config=_run_config(data), log=log)
 
 
-def _fit_student(data, backbone, teacher: FitResult, config, head, head_options, out, log) -> FitResult:
-    """A student: ``backbone`` fine-tuned on the labelled images + the ``teacher``'s pseudo-labels."""
+def _fit_student(data, backbone, teacher: FitResult, config, head, head_options, out, resume, log) -> FitResult:
+    """A student: ``backbone`` fine-tuned on the labelled images + the ``teacher``'s pseudo-labels.
+
+    ``resume``: the teacher is trained again (seeded, its pool features read from the feature store: the same
+    pseudo-labels) and the student continues from ``out/last.pt``.
+    """
     from transferkit.semi.student import StudentConfig, student_images
 
     settings = StudentConfig()
@@ -353,7 +357,7 @@ def _fit_student(data, backbone, teacher: FitResult, config, head, head_options,
     taught = make_data(images, data.val.base, data.classes, data.data_config, data.preset, test=test, image_size=size)
     options = {"groups": settings.groups}
     result = _fit_trained(taught, backbone, "partial", settings.train_config(config), head, head_options, options,
-                          out, False, log)  # fmt: skip
+                          out, resume, log)  # fmt: skip
     log(f"Student: val accuracy {result.metrics.accuracy:.4f} (teacher {teacher.metrics.accuracy:.4f})")
     result.extra.update(teacher_val_accuracy=teacher.metrics.accuracy, pseudo_labelled=len(images) - len(data.train),
                         teacher_spec=teacher.model.spec())  # fmt: skip

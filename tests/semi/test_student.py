@@ -1,17 +1,20 @@
 """The self-training student: its images are the labelled ones plus the teacher's class-balanced pseudo-labels
 (checked by hand), it starts from the pretrained weights and fine-tunes only its deepest groups."""
 
+import re
+
 import pytest
 import torch
 import yaml
 
 from transferkit.api import train_classifier
 from transferkit.data import TensorImageDataset
+from transferkit.engine.checkpoint import load_checkpoint
 from transferkit.engine.config import TrainConfig
 from transferkit.semi import STUDENT
 from transferkit.semi.student import PseudoLabelled, StudentConfig, student_images
 
-from ..engine.helpers import config, quiet, tiny_data
+from ..engine.helpers import config, dying_log, quiet, tiny_data
 
 
 def _images(values):
@@ -64,3 +67,24 @@ def test_the_student_fine_tunes_a_pretrained_copy_on_labelled_and_pseudo_labelle
     untouched = all(torch.equal(v, pretrained[k]) for k, v in backbone.state_dict().items())
     assert untouched  # the caller's backbone (the teacher's, frozen) is not the one fine-tuned
     assert (tmp_path / "best.pt").is_file()
+
+
+def _student(out, resume=False, log=quiet):
+    torch.manual_seed(0)  # the same tiny backbone and pool in every run
+    backbone, data = tiny_data(n_per_class=8)
+    data.unlabeled = TensorImageDataset(torch.rand(30, 3, 16, 16), [-1] * 30)
+    return train_classifier(data, backbone, STUDENT, config(), out=out, resume=resume, log=log, report=False)
+
+
+def test_a_killed_student_resumes_exactly(tmp_path):
+    full = _student(tmp_path / "full")
+    with pytest.raises(KeyboardInterrupt):  # killed when its 2nd of 3 epochs ends, before that epoch is saved
+        _student(tmp_path / "killed", log=dying_log(2))
+    assert len(load_checkpoint(tmp_path / "killed" / "last.pt")["history"]) == 1
+    lines: list[str] = []
+    resumed = _student(tmp_path / "killed", resume=True, log=lines.append)
+    trained = [line.split()[1] for line in lines if re.match(r"\s*epoch\s+\d+/", line)]
+    assert trained == ["2/3", "3/3"]  # the teacher trains again; the student continues, not restarts
+    assert [r["train_loss"] for r in resumed.history] == [r["train_loss"] for r in full.history]
+    for (name, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
+        assert torch.equal(a, b), name

@@ -343,8 +343,8 @@ def _fit_trained(data, bb, strategy, config, head, head_options, strategy_option
 def _fit_student(data, backbone, teacher: FitResult, config, head, head_options, out, resume, log) -> FitResult:
     """A student: ``backbone`` fine-tuned on the labelled images + the ``teacher``'s pseudo-labels.
 
-    ``resume``: the teacher is trained again (seeded, its pool features read from the feature store: the same
-    pseudo-labels) and the student continues from ``out/last.pt``.
+    ``resume``: the teacher is trained again (seeded: on the same install, the same pseudo-labels; its pool
+    features come from the feature store with ``cache_dir``) and the student continues from ``out/last.pt``.
     """
     from transferkit.semi.student import StudentConfig, student_images
 

@@ -34,6 +34,9 @@ def quiet(*_args) -> None:
     pass
 
 
+EPOCH_LINE = re.compile(r"\s*epoch\s+\d+/")  # the line the engine logs when an epoch ends
+
+
 def dying_log(epoch_lines: int):
     """A ``log`` that interrupts the run at the ``epoch_lines``-th epoch line, as a kill would.
 
@@ -43,7 +46,7 @@ def dying_log(epoch_lines: int):
     seen = {"n": 0}
 
     def log(line: str) -> None:
-        if re.match(r"\s*epoch\s+\d+/", line):
+        if EPOCH_LINE.match(line):
             seen["n"] += 1
             if seen["n"] == epoch_lines:
                 raise KeyboardInterrupt("killed")

@@ -1,8 +1,6 @@
 """The self-training student: its images are the labelled ones plus the teacher's class-balanced pseudo-labels
 (checked by hand), it starts from the pretrained weights and fine-tunes only its deepest groups."""
 
-import re
-
 import pytest
 import torch
 import yaml
@@ -14,7 +12,7 @@ from transferkit.engine.config import TrainConfig
 from transferkit.semi import STUDENT
 from transferkit.semi.student import PseudoLabelled, StudentConfig, student_images
 
-from ..engine.helpers import config, dying_log, quiet, tiny_data
+from ..engine.helpers import EPOCH_LINE, config, dying_log, quiet, tiny_data
 
 
 def _images(values):
@@ -51,10 +49,16 @@ def test_the_student_schedule_keeps_the_users_seed_and_devices():
     assert (got.epochs, got.lr, got.batch_size, got.label_smoothing, got.cache_views) == (2, 5e-4, 16, 0.2, 1)
 
 
-def test_the_student_fine_tunes_a_pretrained_copy_on_labelled_and_pseudo_labelled_images(tmp_path):
+def _student_data():
+    """A tiny backbone, 8 labelled images per class and a pool of 30 unlabelled ones."""
     backbone, data = tiny_data(n_per_class=8)
-    pretrained = {k: v.clone() for k, v in backbone.state_dict().items()}
     data.unlabeled = TensorImageDataset(torch.rand(30, 3, 16, 16), [-1] * 30)
+    return backbone, data
+
+
+def test_the_student_fine_tunes_a_pretrained_copy_on_labelled_and_pseudo_labelled_images(tmp_path):
+    backbone, data = _student_data()
+    pretrained = {k: v.clone() for k, v in backbone.state_dict().items()}
     result = train_classifier(data, backbone, STUDENT, config(), out=tmp_path, log=quiet, report=False)
     pseudo = result.extra["pseudo_labelled"]
     assert 0 < pseudo <= 24  # 0.8 × 30 images / 3 classes = at most 8 per class (fewer when a class has fewer)
@@ -71,8 +75,7 @@ def test_the_student_fine_tunes_a_pretrained_copy_on_labelled_and_pseudo_labelle
 
 def _student(out, resume=False, log=quiet):
     torch.manual_seed(0)  # the same tiny backbone and pool in every run
-    backbone, data = tiny_data(n_per_class=8)
-    data.unlabeled = TensorImageDataset(torch.rand(30, 3, 16, 16), [-1] * 30)
+    backbone, data = _student_data()
     return train_classifier(data, backbone, STUDENT, config(), out=out, resume=resume, log=log, report=False)
 
 
@@ -83,7 +86,7 @@ def test_a_killed_student_resumes_exactly(tmp_path):
     assert len(load_checkpoint(tmp_path / "killed" / "last.pt")["history"]) == 1
     lines: list[str] = []
     resumed = _student(tmp_path / "killed", resume=True, log=lines.append)
-    trained = [line.split()[1] for line in lines if re.match(r"\s*epoch\s+\d+/", line)]
+    trained = [line.split()[1] for line in lines if EPOCH_LINE.match(line)]
     assert trained == ["2/3", "3/3"]  # the teacher trains again; the student continues, not restarts
     assert [r["train_loss"] for r in resumed.history] == [r["train_loss"] for r in full.history]
     for (name, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):

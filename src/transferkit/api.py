@@ -332,19 +332,24 @@ def _fit_auto(data, backbone, config, weights, out, time_budget, log, report, re
     return result
 
 
-def _fit_trained(data, bb, strategy, config, head, head_options, strategy_options, out, resume, log) -> FitResult:
+def _fit_trained(
+    data, bb, strategy, config, head, head_options, strategy_options, out, resume, log, facts=None
+) -> FitResult:
     model = build_model(bb, len(data.classes), data.classes, head, data_config=data.data_config, **(head_options or {}))
     strat = create_strategy(strategy, **_strategy_options(strategy, strategy_options or {}))
     log(f"Strategy {strategy}: {strat.explain()}.")
     views = [data.train_eval] if config.cache_views == 1 else [data.train] * config.cache_views
-    return fit(model, strat, data.train, data.val, config, out, resume, views, run_config=_run_config(data), log=log)
+    facts = {**_run_config(data), **(facts or {})}
+    return fit(model, strat, data.train, data.val, config, out, resume, views, run_config=facts, log=log)
 
 
 def _fit_student(data, backbone, teacher: FitResult, config, head, head_options, out, resume, log) -> FitResult:
     """A student: ``backbone`` fine-tuned on the labelled images + the ``teacher``'s pseudo-labels.
 
     ``resume``: the teacher is trained again (seeded: on the same install, the same pseudo-labels; its pool
-    features come from the feature store with ``cache_dir``) and the student continues from ``out/last.pt``.
+    features come from the feature store with ``cache_dir``) and the student continues from ``out/last.pt``
+    — refused when the pseudo-labels' digest differs from the one the run recorded (another install's
+    teacher), since the student would then continue on other labels.
     """
     from transferkit.semi.student import StudentConfig, student_images
 
@@ -356,8 +361,9 @@ def _fit_student(data, backbone, teacher: FitResult, config, head, head_options,
     test = data.test.base if data.test is not None else None
     taught = make_data(images, data.val.base, data.classes, data.data_config, data.preset, test=test, image_size=size)
     options = {"groups": settings.groups}
+    pseudo = {"pseudo_labels": {"images": len(images) - len(data.train), "sha256": images.digest()}}
     result = _fit_trained(taught, backbone, "partial", settings.train_config(config), head, head_options, options,
-                          out, resume, log)  # fmt: skip
+                          out, resume, log, pseudo)  # fmt: skip
     log(f"Student: val accuracy {result.metrics.accuracy:.4f} (teacher {teacher.metrics.accuracy:.4f})")
     result.extra.update(teacher_val_accuracy=teacher.metrics.accuracy, pseudo_labelled=len(images) - len(data.train),
                         teacher_spec=teacher.model.spec())  # fmt: skip

@@ -40,6 +40,16 @@ def _kill_after(path, epochs_done, scheduler):
     return path
 
 
+def test_a_resume_with_other_options_is_refused_and_overwrites_nothing(tmp_path):
+    killed = _kill_after(tmp_path / "killed", epochs_done=2, scheduler="cosine")
+    saved = {name: (killed / name).read_bytes() for name in ("last.pt", "config.yaml", "metrics.csv")}
+    with pytest.raises(ConfigError, match=r"train\.lr: 0\.01 → 0\.03.*another --out"):
+        _fit(killed, resume=True, scheduler="cosine", lr=3e-2)  # the run was trained with lr 1e-2
+    assert {name: (killed / name).read_bytes() for name in saved} == saved
+    resumed = _fit(killed, resume=True, scheduler="cosine", top_k=2)  # metrics-only options may differ
+    assert len(resumed.history) == 4
+
+
 def test_resume_without_a_checkpoint_is_a_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="Nothing to resume"):
         _fit(tmp_path, resume=True)

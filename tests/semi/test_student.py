@@ -9,6 +9,7 @@ from transferkit.api import train_classifier
 from transferkit.data import TensorImageDataset
 from transferkit.engine.checkpoint import load_checkpoint
 from transferkit.engine.config import TrainConfig
+from transferkit.errors import ConfigError
 from transferkit.semi import STUDENT
 from transferkit.semi.student import PseudoLabelled, StudentConfig, student_images
 
@@ -91,3 +92,22 @@ def test_a_killed_student_resumes_exactly(tmp_path):
     assert [r["train_loss"] for r in resumed.history] == [r["train_loss"] for r in full.history]
     for (name, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(a, b), name
+
+
+def test_a_student_whose_teacher_now_labels_otherwise_is_not_resumed(tmp_path, monkeypatch):
+    with pytest.raises(KeyboardInterrupt):
+        _student(tmp_path, log=dying_log(2))
+    last = (tmp_path / "last.pt").read_bytes()
+    import transferkit.semi.student as student
+
+    chosen = student.balanced_pseudo_labels
+
+    def another_install(probs, per_class):  # the teacher re-trained elsewhere: one pseudo-label differs
+        kept, labels = chosen(probs, per_class)
+        labels[0] = (labels[0] + 1) % probs.shape[1]
+        return kept, labels
+
+    monkeypatch.setattr(student, "balanced_pseudo_labels", another_install)
+    with pytest.raises(ConfigError, match=r"pseudo_labels\.sha256"):
+        _student(tmp_path, resume=True)
+    assert (tmp_path / "last.pt").read_bytes() == last

@@ -85,10 +85,14 @@ class Checkpointer(Callback):
     Args:
         out: The run folder.
         resume: Continue from ``out/last.pt`` (its optimizer state is loaded when its stage is entered).
+        facts: What the run is (options, strategy, model, data: ``config.yaml``'s contents), kept in
+            ``last.pt``; a resume whose facts differ is refused before anything is overwritten, since
+            it would not continue the same run.
     """
 
-    def __init__(self, out: Path, resume: bool = False) -> None:
+    def __init__(self, out: Path, resume: bool = False, facts: dict[str, Any] | None = None) -> None:
         self.out, self.resume = Path(out), resume
+        self.facts = run_dir.plain(facts) if facts is not None else None
 
     def saved_hint(self) -> str:
         last = self.out / "last.pt"
@@ -101,11 +105,24 @@ class Checkpointer(Callback):
         if not last.is_file():
             raise ConfigError(f"Nothing to resume: {last} does not exist. Run without --resume first.")
         payload = load_checkpoint(last)
+        self._check_same_run(payload, last)
         trainer.task.resume_weights(payload)
         state.history, state.epoch, state.resume = list(payload["history"]), int(payload["epoch"]) + 1, payload
         if state.history and (self.out / "best.pt").is_file():
             state.best_weights = load_checkpoint(self.out / "best.pt")["state_dict"]
         trainer.log(f"Resuming {self.out} at epoch {state.epoch + 1}/{trainer.epochs}.")
+
+    def _check_same_run(self, payload: dict[str, Any], last: Path) -> None:
+        if self.facts is None or "run_facts" not in payload:  # not recorded (older last.pt, or no facts given)
+            return
+        changes = run_dir.changed_facts(payload["run_facts"], self.facts)
+        if changes:
+            shown = "; ".join(changes[:6]) + (f"; and {len(changes) - 6} more" if len(changes) > 6 else "")
+            raise ConfigError(
+                f"Cannot resume {self.out}: this run is not the one saved in {last} ({shown}). Resume with "
+                f"that run's options and data (recorded in {self.out / 'config.yaml'}), or start a new run "
+                "in another --out."
+            )
 
     def on_stage_start(self, trainer: Any, state: TrainState) -> None:
         if state.resume is not None and int(state.resume["stage"]) == state.stage:
@@ -119,6 +136,8 @@ class Checkpointer(Callback):
         if state.improved:
             atomic_save({"spec": spec, "state_dict": task.weights(), "epoch": row["epoch"]}, self.out / "best.pt")
         facts = {"spec": spec, "epoch": row["epoch"], "stage": state.stage, "history": state.history}
+        if self.facts is not None:
+            facts["run_facts"] = self.facts
         atomic_save({**task.checkpoint(), **facts}, self.out / "last.pt")
 
 

@@ -145,7 +145,7 @@ def _run_callbacks(
     """Keep the best weights, print the epoch's line, save it (checkpoints, run folder), log it, stop early."""
     callbacks: list[Callback] = [BestWeights(), ConsoleLog()]
     if out is not None:
-        callbacks += [Checkpointer(out, resume), RunDirWriter(out, facts)]
+        callbacks += [Checkpointer(out, resume, facts), RunDirWriter(out, facts)]
     loggers = make_loggers(config.loggers, out) if fabric.is_global_zero else []
     callbacks.append(Loggers(loggers, {"train": config.to_dict(), "strategy": facts["strategy"]["name"]}))
     if config.patience is not None:

@@ -27,6 +27,32 @@ def prepare(out: str | Path) -> Path:
     return path
 
 
+# options that change neither the weights nor the metrics a run gives: free to differ on --resume
+RESUME_NEUTRAL = ("progress", "num_workers", "loggers", "cache_dir", "cache_max_gb", "top_k")
+
+
+def plain(facts: dict[str, Any]) -> dict[str, Any]:
+    """``facts`` as JSON would store them (tuples → lists, other objects → str): comparable after a reload."""
+    return json.loads(json.dumps(facts, default=str))
+
+
+def _leaves(facts: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(facts, dict):
+        return {prefix: facts}
+    out: dict[str, Any] = {}
+    for key, value in facts.items():
+        out.update(_leaves(value, f"{prefix}.{key}" if prefix else str(key)))
+    return out
+
+
+def changed_facts(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """``"key: saved → current"`` for each fact of a run that differs (``train.<RESUME_NEUTRAL>`` aside)."""
+    old, new = _leaves(plain(saved)), _leaves(plain(current))
+    neutral = {f"train.{key}" for key in RESUME_NEUTRAL}
+    keys = [k for k in dict.fromkeys([*old, *new]) if k not in neutral and old.get(k) != new.get(k)]
+    return [f"{k}: {old.get(k, '(absent)')!r} → {new.get(k, '(absent)')!r}" for k in keys]
+
+
 def write_config(path: Path, config: dict[str, Any]) -> None:
     (path / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
 

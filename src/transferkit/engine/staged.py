@@ -64,7 +64,7 @@ def train_task(
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         facts = {"train": config.to_dict(), "strategy": {"name": task.strategy.name}, "model": task.spec()}
-        callbacks += [Checkpointer(out, resume), RunDirWriter(out, facts)]
+        callbacks += [Checkpointer(out, resume, facts), RunDirWriter(out, facts)]
     trainer = Trainer(fabric, callbacks, seed=config.seed, grad_accum=config.grad_accum,
                       max_grad_norm=config.max_grad_norm, progress=config.progress, log=log,
                       precision=resolve_precision(config.precision, config.accelerator))  # fmt: skip

@@ -16,6 +16,8 @@ This module holds the data and the settings; the training is the engine's, drive
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -74,6 +76,10 @@ class PseudoLabelled(Dataset):
 
     def __getitem__(self, index: int) -> tuple[Tensor, int]:
         return self.raw(index), self.label(index)
+
+    def digest(self) -> str:
+        """SHA-256 of the pool indices and their pseudo-labels: which images got which label."""
+        return hashlib.sha256(json.dumps([self.indices, self.pseudo]).encode()).hexdigest()
 
 
 def student_images(labelled: Dataset, pool: Dataset, teacher_probs: Tensor, share: float) -> PseudoLabelled:

@@ -188,6 +188,9 @@ def test_adapt_runs_source_only_and_a_method_and_reports_target_accuracy(image_f
     assert [r["method"] for r in runs] == ["source-only", "coral"] and runs[1]["target_acc"] is not None
     assert (out / "coral.pt").is_file()
     assert "coral" in (out / "report.html").read_text() and (out / "report.md").is_file()
+    options = ["--epochs", "2", "--batch-size", "8", "--bottleneck", "16", "--trade-off", "2", "--resume"]
+    other = runner.invoke(app, [*args, *options, "--out", str(out)])
+    assert other.exit_code != 0 and "adapt.trade_off: 1.0 → 2.0" in str(other.exception)
 
 
 def test_adapt_to_an_unlabelled_flat_folder(image_folder, tmp_path):
@@ -281,6 +284,10 @@ def test_distill_a_fitted_teacher_into_a_student(fitted, image_folder, tmp_path)
     assert result.exit_code == 0, result.output
     assert "agreement with teacher" in result.output
     assert load_model(out).classes == load_model(fitted / "best.pt").classes
+    other = runner.invoke(
+        app, [*args, "--epochs", "1", "--batch-size", "8", "--lr", "0.01", "--out", str(out), "--resume"]
+    )
+    assert other.exit_code != 0 and "lr: 0.001 → 0.01" in str(other.exception)  # not the run it would continue
 
 
 def test_compare_writes_a_report_beside_each_run_report(image_folder, tmp_path):

@@ -68,6 +68,7 @@ def adapt(
             seed=seed,
         )
         typer.echo(f"\n== {name}")
+        checkpoints, facts = out / f"{name}-checkpoints", _facts(config, source, target, backbone, weights, dc)
         result = run_adapt(
             shared_backbone if backbone_groups == 0 else create_backbone(backbone, weights=weights),
             data.classes,
@@ -78,9 +79,7 @@ def adapt(
             config,
             log=typer.echo,
             feature_cache=feature_cache,
-            callbacks=[
-                Checkpointer(out / f"{name}-checkpoints", resume and (out / f"{name}-checkpoints/last.pt").is_file())
-            ],
+            callbacks=[Checkpointer(checkpoints, resume and (checkpoints / "last.pt").is_file(), facts)],
         )
         result.model.save(out / f"{name}.pt")
         rows.append(_result_row(name, result))
@@ -88,6 +87,14 @@ def adapt(
     _write_report(out, f"transferkit adapt: {source.name} → {target.name} ({backbone})", rows, shift)
     _print_table(rows, labelled)
     typer.echo(f"models and results.json in {out}")
+
+
+def _facts(config, source: Path, target: Path, backbone: str, weights: str, data_config) -> dict:
+    """What one method's run is (its checkpoints record it; a --resume with other values is refused)."""
+    import dataclasses
+
+    return {"adapt": dataclasses.asdict(config), "source": str(source.resolve()), "target": str(target.resolve()),
+            "backbone": backbone, "weights": weights, "image_size": data_config.input_size}  # fmt: skip
 
 
 def _result_row(name: str, result) -> dict:

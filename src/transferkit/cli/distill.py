@@ -42,6 +42,20 @@ def distill(
     loaded = load_data(data, teacher_model.data_config, preset=preset, image_size=size, seed=seed)
     bb = create_backbone(student, weights=weights)
     student_model = build_model(bb, len(teacher_model.classes), teacher_model.classes, data_config=loaded.data_config)
+    facts = {
+        "teacher": str(teacher.resolve()),
+        "data": str(data.resolve()),
+        "student": student,
+        "weights": weights,
+        "epochs": epochs,
+        "lr": lr,
+        "batch_size": batch_size,
+        "temperature": temperature,
+        "alpha": alpha,
+        "preset": preset,
+        "image_size": size,
+        "seed": seed,
+    }  # what the run is: a --resume must match
     result = run_distill(
         teacher_model,
         student_model,
@@ -54,7 +68,7 @@ def distill(
         alpha,
         seed,
         log=typer.echo,
-        callbacks=[Checkpointer(out.parent / f"{out.stem}-checkpoints", resume)],
+        callbacks=[Checkpointer(out.parent / f"{out.stem}-checkpoints", resume, facts)],
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     result.student.save(out)

@@ -27,8 +27,9 @@ def prepare(out: str | Path) -> Path:
     return path
 
 
-# options that change neither the weights nor the metrics a run gives: free to differ on --resume
-RESUME_NEUTRAL = ("progress", "num_workers", "loggers", "cache_dir", "cache_max_gb", "top_k")
+# options that change no weight and no selection (workers: tested): free to differ on --resume. Not the
+# cache's options: whether the frozen outputs are cached changes what the head trains on
+RESUME_NEUTRAL = ("progress", "num_workers", "loggers", "top_k")
 
 
 def plain(facts: dict[str, Any]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from transferkit.engine.loggers import flatten
 from transferkit.errors import TransferkitError
 
 
@@ -37,21 +38,12 @@ def plain(facts: dict[str, Any]) -> dict[str, Any]:
     return json.loads(json.dumps(facts, default=str))
 
 
-def _leaves(facts: Any, prefix: str = "") -> dict[str, Any]:
-    if not isinstance(facts, dict):
-        return {prefix: facts}
-    out: dict[str, Any] = {}
-    for key, value in facts.items():
-        out.update(_leaves(value, f"{prefix}.{key}" if prefix else str(key)))
-    return out
-
-
 def changed_facts(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
     """``"key: saved → current"`` for each fact of a run that differs (``train.<RESUME_NEUTRAL>`` aside)."""
-    old, new = _leaves(plain(saved)), _leaves(plain(current))
+    old, new = flatten(plain(saved)), flatten(plain(current))
     neutral = {f"train.{key}" for key in RESUME_NEUTRAL}
     keys = [k for k in dict.fromkeys([*old, *new]) if k not in neutral and old.get(k) != new.get(k)]
-    return [f"{k}: {old.get(k, '(absent)')!r} → {new.get(k, '(absent)')!r}" for k in keys]
+    return [f"{k}: {old.get(k, '(absent)')} → {new.get(k, '(absent)')}" for k in keys]
 
 
 def write_config(path: Path, config: dict[str, Any]) -> None:

@@ -355,17 +355,17 @@ def _fit_student(data, backbone, teacher: FitResult, config, head, head_options,
 
     settings = StudentConfig()
     images = student_images(data.train.base, data.unlabeled, teacher.extra["pool_probs"], settings.share)
-    log(f"Student: {len(data.train)} labelled + {len(images) - len(data.train)} pseudo-labelled images "
+    log(f"Student: {len(data.train)} labelled + {len(images.indices)} pseudo-labelled images "
         f"(teacher: self-training, val accuracy {teacher.metrics.accuracy:.4f})")  # fmt: skip
     size = data.data_config.input_size
     test = data.test.base if data.test is not None else None
     taught = make_data(images, data.val.base, data.classes, data.data_config, data.preset, test=test, image_size=size)
     options = {"groups": settings.groups}
-    pseudo = {"pseudo_labels": {"images": len(images) - len(data.train), "sha256": images.digest()}}
+    pseudo = {"pseudo_labels": {"images": len(images.indices), "sha256": images.digest()}}
     result = _fit_trained(taught, backbone, "partial", settings.train_config(config), head, head_options, options,
                           out, resume, log, pseudo)  # fmt: skip
     log(f"Student: val accuracy {result.metrics.accuracy:.4f} (teacher {teacher.metrics.accuracy:.4f})")
-    result.extra.update(teacher_val_accuracy=teacher.metrics.accuracy, pseudo_labelled=len(images) - len(data.train),
+    result.extra.update(teacher_val_accuracy=teacher.metrics.accuracy, pseudo_labelled=len(images.indices),
                         teacher_spec=teacher.model.spec())  # fmt: skip
     return result
 

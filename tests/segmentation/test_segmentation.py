@@ -160,6 +160,23 @@ def test_a_killed_run_resumes_exactly_and_the_checkpoint_reloads(tmp_path):
         assert torch.equal(loaded(x), full.model.eval()(x))
 
 
+def test_a_resume_with_other_strategy_settings_or_data_is_refused_and_overwrites_nothing(tmp_path):
+    from transferkit.errors import ConfigError
+    from transferkit.strategies.partial import PartialFineTune
+
+    _, data, model = tiny(tmp_path)
+    out = tmp_path / "run"
+    fit_segmenter(model, data, PartialFineTune(groups=2), config(epochs=1), out=out, log=quiet)
+    saved = {name: (out / name).read_bytes() for name in ("last.pt", "config.yaml", "metrics.csv")}
+    with pytest.raises(ConfigError, match=r"strategy\.groups: 2 → 1"):
+        fit_segmenter(model, data, PartialFineTune(groups=1), config(epochs=1), out=out, resume=True, log=quiet)
+    source = create_backbone("resnet18", weights=None)
+    more = load_segmentation_data(write_shapes(tmp_path / "more", count=14), source.data_config, 64, val_fraction=0.3)
+    with pytest.raises(ConfigError, match=rf"data\.train: {len(data.train)} → {len(more.train)}"):
+        fit_segmenter(model, more, PartialFineTune(groups=2), config(epochs=1), out=out, resume=True, log=quiet)
+    assert {name: (out / name).read_bytes() for name in saved} == saved
+
+
 def test_onnx_export_of_a_segmentation_model_matches_pytorch(tmp_path):
     from transferkit.export import export_model
 

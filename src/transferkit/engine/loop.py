@@ -101,7 +101,7 @@ def fit(
     if resume and out_path is None:
         raise ConfigError("Nothing to resume: no run folder given. Pass the folder of the run (--out).")
     task = ClassificationTask(model, strategy, train, val, config, fabric, train_views, log)
-    facts = _run_facts(model, strategy, config, run_config)
+    facts = run_dir.run_facts(config, strategy, model.spec(), run_config)
     trainer = Trainer(
         fabric,
         [*_run_callbacks(config, out_path, resume, facts, fabric), *callbacks],
@@ -126,17 +126,6 @@ def fit(
     return FitResult(
         model, state.history, state.best_epoch, metrics, out_path, state.train_seconds, ips, state.stopped_early, extra
     )
-
-
-def _run_facts(model: TransferModel, strategy: Strategy, config: TrainConfig, extra: dict | None) -> dict[str, Any]:
-    """What ``config.yaml`` records: options, strategy, model spec and the caller's facts."""
-    options = {k: v for k, v in vars(strategy).items() if not k.startswith("_")}
-    return {
-        "train": config.to_dict(),
-        "strategy": {"name": strategy.name, **options},
-        "model": model.spec(),
-        **(extra or {}),
-    }
 
 
 def _run_callbacks(

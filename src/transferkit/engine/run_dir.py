@@ -33,6 +33,13 @@ def prepare(out: str | Path) -> Path:
 RESUME_NEUTRAL = ("progress", "num_workers", "loggers", "top_k")
 
 
+def run_facts(config: Any, strategy: Any, spec: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    """What ``config.yaml`` records and a ``--resume`` must match: the options, the strategy with its settings
+    (``partial``'s groups, a schedule's epochs…), the model's spec and the caller's facts (``extra``: the data)."""
+    settings = {k: v for k, v in vars(strategy).items() if not k.startswith("_")}
+    return {"train": config.to_dict(), "strategy": {"name": strategy.name, **settings}, "model": spec, **(extra or {})}
+
+
 def plain(facts: dict[str, Any]) -> dict[str, Any]:
     """``facts`` as JSON would store them (tuples → lists, other objects → str): comparable after a reload."""
     return json.loads(json.dumps(facts, default=str))

@@ -53,9 +53,12 @@ def train_task(
     out: Path | None = None,
     resume: bool = False,
     log: Callable[[str], None] = print,
+    data_facts: dict[str, Any] | None = None,
 ) -> TrainState:
     """Run ``task`` with the run-folder callbacks (best weights kept by ``monitor``, higher is better;
-    ``last.pt``/``best.pt``, ``metrics.csv`` and ``config.yaml`` in ``out``; ``resume`` continues it)."""
+    ``last.pt``/``best.pt``, ``metrics.csv`` and ``config.yaml`` in ``out``; ``resume`` continues it, refused
+    when the options, the strategy's settings, the model or ``data_facts`` differ from the saved run's)."""
+    from transferkit.engine import run_dir
     from transferkit.engine.callbacks import BestWeights, Checkpointer, ConsoleLog, RunDirWriter
     from transferkit.engine.config import resolve_precision
     from transferkit.engine.trainer import Trainer
@@ -63,7 +66,7 @@ def train_task(
     callbacks: list[Any] = [BestWeights(), ConsoleLog()]
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        facts = {"train": config.to_dict(), "strategy": {"name": task.strategy.name}, "model": task.spec()}
+        facts = run_dir.run_facts(config, task.strategy, task.spec(), {"data": data_facts or {}})
         callbacks += [Checkpointer(out, resume, facts), RunDirWriter(out, facts)]
     trainer = Trainer(fabric, callbacks, seed=config.seed, grad_accum=config.grad_accum,
                       max_grad_norm=config.max_grad_norm, progress=config.progress, log=log,
@@ -156,6 +159,12 @@ class DenseResult:
     test_metrics: dict[str, Any] | None = None  # the test split's, scored once after selection
 
 
+def dense_data_facts(data: Any) -> dict[str, Any]:
+    """The data a dense run trained on, as its checkpoints record it: classes and split sizes."""
+    splits = {name: len(getattr(data, name)) for name in ("train", "val", "test") if getattr(data, name, None)}
+    return {"classes": list(getattr(data, "classes", [])), **splits}
+
+
 def fit_dense(
     task_class: type[DenseTask],
     model: Any,
@@ -178,7 +187,7 @@ def fit_dense(
     strat = create_strategy(strategy) if isinstance(strategy, str) else strategy
     task = task_class(model, strat, data, config, fabric)
     run_dir = Path(out) if out is not None else None
-    state = train_task(task, config, fabric, monitor, run_dir, resume, log)
+    state = train_task(task, config, fabric, monitor, run_dir, resume, log, dense_data_facts(data))
     best = next(r for r in state.history if r["epoch"] == state.best_epoch)
     metrics = {k: v for k, v in best.items() if k.startswith("val_")}
     result = DenseResult(model, state.history, state.best_epoch, metrics, run_dir, state.train_seconds)

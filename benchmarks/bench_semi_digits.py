@@ -75,11 +75,12 @@ def run_fit(data: Path, unlabeled: Path, options: list[str], out: Path) -> tuple
 
 def run_seed(seed: int, work: Path) -> list[dict]:
     data, unlabeled = write_folders(work / f"seed{seed}", seed)
+    pool = len(list(unlabeled.iterdir()))
     rows = []
     for method, options in RUNS.items():
         metrics, wall = run_fit(data, unlabeled, options, work / f"seed{seed}" / method.split()[0].lower())
         row = {"dataset": "digits", "per_class": LABELLED, "seed": seed, "method": method,
-               "unlabeled": len(list(unlabeled.iterdir())), "test_accuracy": round(metrics["test"]["accuracy"], 4),
+               "unlabeled": pool, "test_accuracy": round(metrics["test"]["accuracy"], 4),
                "val_accuracy": round(metrics["accuracy"], 4), "wall_seconds": round(wall, 1)}  # fmt: skip
         if "recipe" in metrics:
             row["selected"] = metrics["recipe"]

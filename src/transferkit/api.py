@@ -307,12 +307,12 @@ def train_classifier(
 
 def _fit_auto(data, backbone, config, weights, out, time_budget, log, report, resume) -> FitResult:
     from transferkit.auto import fit_auto
-    from transferkit.auto.recipes import DEFAULT_RECIPES, SEMI_RECIPES
+    from transferkit.auto.recipes import recipes_for
 
     native = (create_backbone(backbone, weights=None) if isinstance(backbone, str) else backbone).data_config
     size = data.data_config.input_size
     fixed = size if size != native.input_size else None  # an explicit --image-size applies to every recipe
-    recipes = DEFAULT_RECIPES + (SEMI_RECIPES if data.unlabeled is not None else ())
+    recipes = recipes_for(data.unlabeled is not None)
     result = fit_auto(
         data, backbone, config, weights, out, time_budget, recipes, log=log, image_size=fixed, resume=resume
     )
@@ -322,14 +322,27 @@ def _fit_auto(data, backbone, config, weights, out, time_budget, log, report, re
     if report and result.run_dir is not None and _is_rank_zero():
         from transferkit.report import fit_report
 
-        table = result.extra["auto"]
-        header = ["recipe", "status", "input_size", "val_accuracy", "val_loss", "seconds", "note"]
-        tables = [("What auto tried (selected on validation only)", header, [[r[h] for h in header] for r in table])]
+        tables = [("What auto tried (selected on validation only)", *_auto_table(result.extra["auto"]),
+                   result.extra["selection"])]  # fmt: skip
         html_path, _ = fit_report(
             result.run_dir, result.model, bound, result, f"auto → {result.extra['winner']}", tables
         )
         log(f"Report: {html_path} (and report.md)")
     return result
+
+
+def _auto_table(rows: list[dict]) -> tuple[list[str], list[list]]:
+    """(header, rows) of the report's table of ``auto``'s trials, with each one's margin to the selected one."""
+    from transferkit.auto.selection import Margin
+
+    header = ["recipe", "status", "input_size", "val_accuracy", "vs selected (points ± SE)", "val_loss", "seconds"]
+    keys = ["recipe", "status", "input_size", "val_accuracy", None, "val_loss", "seconds"]
+
+    def margin(row: dict) -> str:
+        points, se = row["val_margin_points"], row["val_margin_se"]
+        return "" if points is None else Margin(points, se, 0).short()
+
+    return header + ["note"], [[row[k] if k else margin(row) for k in keys] + [row["note"]] for row in rows]
 
 
 def _fit_trained(

@@ -131,17 +131,19 @@ def fit_report(
     data: Any,
     result: Any,
     strategy: str,
-    tables: Sequence[tuple[str, list[str], list[list[Any]]]] = (),
+    tables: Sequence[tuple[str, list[str], list[list[Any]], Sequence[str]]] = (),
     examples: int = 12,
 ) -> tuple[Path, Path]:
     """The report of a ``fit`` run in ``out`` (which may hold curves.png and confusion.png).
 
-    ``tables``: extra (heading, header, rows) sections, e.g. what ``auto`` tried.
+    ``tables``: extra (heading, header, rows, lines of text under the table) sections, e.g. what ``auto`` tried.
     """
     report = Report(f"transferkit run: {model.spec().get('backbone', '?')} · {strategy}")
     _add_results(report, result, data)
-    for heading, header, rows in tables:
-        report.section(heading).append(("table", (header, rows)))
+    for heading, header, rows, notes in tables:
+        items = report.section(heading)
+        items.append(("table", (header, rows)))
+        items.extend(("text", note) for note in notes)
     _add_confusion(report, out)
     probs, labels = _val_predictions(model, data.val)
     _add_per_class(report, data.classes, labels, probs.argmax(1).numpy(), getattr(result, "test_metrics", None))

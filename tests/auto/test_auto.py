@@ -1,6 +1,7 @@
 """--strategy auto: budgeted recipes, selection on validation only, the winner saved like any run."""
 
 import json
+from html import escape
 
 import pytest
 import torch
@@ -67,7 +68,9 @@ def test_winner_is_scored_on_the_test_split_once_after_selection(tmp_path):
     result = train_classifier(data, backbone, "auto", config(), out=tmp_path, log=quiet, time_budget=120)
     saved = json.loads((tmp_path / "best_metrics.json").read_text())
     assert saved["test"]["accuracy"] == pytest.approx(result.test_metrics.accuracy)
-    assert "What auto tried" in (tmp_path / "report.html").read_text()
+    html = (tmp_path / "report.html").read_text()
+    assert "What auto tried" in html and "vs selected (points ± SE)" in html
+    assert all(escape(line) in html for line in result.extra["selection"])
 
 
 def test_a_budget_too_small_for_any_recipe_names_the_minimum():
@@ -179,10 +182,25 @@ def test_auto_tries_self_training_only_when_unlabelled_images_are_given(tmp_path
         data.unlabeled = pool
         with pytest.raises(StopIteration):
             train_classifier(data, backbone, "auto", config(), log=quiet)
-    assert SEMI_RECIPE.name not in seen[0] and seen[1] == [*seen[0], *(r.name for r in SEMI_RECIPES)]
+    assert seen[0] == ["pixels-svm", "hog-svm", "features", "partial", "lp-ft", "fine-tune"]
+    # self-training, a frozen-feature recipe, before the fine-tuning ones; the (fine-tuned) student last
+    assert seen[1] == ["pixels-svm", "hog-svm", "features", "self-training", "partial", "lp-ft", "fine-tune",
+                       "self-training-student"]  # fmt: skip
     assert SEMI_RECIPES == (SEMI_RECIPE, STUDENT_RECIPE)
     assert not SEMI_RECIPE.trained  # frozen features: never budgeted as fine-tuning
     assert STUDENT_RECIPE.trained  # the student fine-tunes its deepest groups
+
+
+def test_self_training_keeps_its_share_of_the_budget_whatever_the_fine_tuning_recipes_take():
+    from transferkit.auto.recipes import SEMI_RECIPE, recipes_for
+    from transferkit.auto.run import allowance
+
+    recipes = recipes_for(unlabeled=True)
+    index = recipes.index(SEMI_RECIPE)
+    assert not any(r.trained for r in recipes[:index])  # only the cheap frozen recipes can spend before it
+    # 600 s, none spent: the trained recipes after it reserve (0.3 + 0.35 + 0.25 + 0.5) · 600 = 840 s > 600 s,
+    # so it gets its own share, 0.3 · 600 = 180 s (it was last before, with what fine-tuning had left)
+    assert allowance(recipes, index, 600, 600) == pytest.approx(180)
 
 
 def test_self_training_through_auto_uses_the_pool_and_is_selected_on_validation(tmp_path):

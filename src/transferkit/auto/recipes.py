@@ -119,3 +119,17 @@ STUDENT_RECIPE = Recipe(
 )
 
 SEMI_RECIPES = (SEMI_RECIPE, STUDENT_RECIPE)  # added to auto's recipes when there are unlabelled images
+
+
+def recipes_for(unlabeled: bool) -> tuple[Recipe, ...]:
+    """``auto``'s recipes, cheapest first; with unlabelled images, self-training after the other frozen-feature
+    recipes and before the fine-tuning ones, the student last.
+
+    Order matters for the budget: a recipe may use what the *trained* recipes after it do not need
+    (:func:`~transferkit.auto.run.allowance`), so a frozen recipe placed after them gets only what they
+    left — self-training, the recipe that reads the pool, was skipped that way on a faster machine.
+    """
+    if not unlabeled:
+        return DEFAULT_RECIPES
+    first_trained = next(i for i, recipe in enumerate(DEFAULT_RECIPES) if recipe.trained)
+    return (*DEFAULT_RECIPES[:first_trained], SEMI_RECIPE, *DEFAULT_RECIPES[first_trained:], STUDENT_RECIPE)

@@ -35,6 +35,7 @@ from transferkit.auto.budget import (
 )
 from transferkit.auto.ledger import Ledger
 from transferkit.auto.recipes import DEFAULT_RECIPES, Recipe
+from transferkit.auto.selection import Margin, explain, paired_margin
 from transferkit.backbones import ModelBackbone, create_backbone
 from transferkit.engine.checkpoint import atomic_save
 from transferkit.engine.config import TrainConfig
@@ -64,8 +65,10 @@ class Trial:
     model: nn.Module | None = None
     val_probs: torch.Tensor | None = None
     result: FitResult | None = None
+    val_correct: torch.Tensor | None = None  # (N,) bool: right on each validation image
 
-    def row(self) -> dict[str, Any]:
+    def row(self, margin: Margin | None = None) -> dict[str, Any]:
+        """The trial's line of ``auto.json``; ``margin``: the selected candidate's over this one."""
         return {
             "recipe": self.name,
             "status": self.status,
@@ -75,6 +78,8 @@ class Trial:
             "seconds": round(self.seconds, 1),
             "estimated_seconds": round(self.estimate, 1),
             "note": self.note,
+            "val_margin_points": None if margin is None else round(margin.points, 2),
+            "val_margin_se": None if margin is None else round(margin.se, 2),
         }
 
 
@@ -227,11 +232,17 @@ def fit_auto(
             f"--time-budget {budget:.0f} s is too small for any recipe on {len(data.train)} training images here; "
             f"the cheapest needs about {cheapest:.0f} s. Raise --time-budget to at least {math.ceil(cheapest) + 5}."
         )
+    classical = {r.name for r in recipes if r.classical}
     if len(done) >= 2:
-        trials.append(ensemble_trial(sorted(done, key=_rank)[:2], data, config))
+        pair = sorted(done, key=_rank)[:2]
+        trials.append(ensemble_trial(pair, data, config))
+        classical |= {trials[-1].name} if {t.name for t in pair} <= classical else set()  # two SVMs: no transfer
     winner = min((t for t in trials if t.status == "ok"), key=_rank)
-    log(format_trials(trials, winner))
-    return _finish(winner, trials, data, out_path, time.perf_counter() - started, log)
+    margins, lines = selection(winner, trials, classical)
+    log(format_trials(trials, winner, margins))
+    for line in lines:
+        log(f"[auto] {line}")
+    return _finish(winner, trials, data, out_path, time.perf_counter() - started, log, (margins, lines))
 
 
 def _try(ledger, allowed, recipe, probe, data, backbone, weights, config, folder, log) -> Trial:
@@ -261,10 +272,10 @@ def _replay(entry, recipe, probe, data, backbone, weights, config, folder, log) 
         return Trial(recipe.name, "skipped", estimate=estimate_s, note=entry.get("note", ""))
     if entry["status"] == "ok" and folder is not None and (folder / "best.pt").is_file():
         model = load_model(folder / "best.pt", backbone if isinstance(backbone, ModelBackbone) else None)
-        probs, metrics, loss = validation_scores(model, rebind(data, model.data_config), config)
+        probs, metrics, loss, correct = validation_scores(model, rebind(data, model.data_config), config)
         log(f"[auto] {recipe.name}: finished before the interruption, reloaded (val accuracy {metrics.accuracy:.4f})")
         return Trial(recipe.name, "ok", model.data_config.input_size, estimate_s, float(entry["seconds"]),
-                     metrics.accuracy, loss, "", model, probs)  # fmt: skip
+                     metrics.accuracy, loss, "", model, probs, val_correct=correct)  # fmt: skip
     cfg = recipe_config(recipe, config, len(data.train))
     log(f"[auto] {recipe.name}: interrupted before, resuming at {size or 'its'} px")
     resume = folder is not None and (folder / "last.pt").is_file()
@@ -280,6 +291,14 @@ def allowance(recipes: Sequence[Recipe], index: int, budget: float, remaining: f
 
 def _rank(trial: Trial) -> tuple[float, float]:
     return (-trial.val_accuracy, trial.val_loss)
+
+
+def selection(winner: Trial, trials: Sequence[Trial], classical: set[str]) -> tuple[dict[str, Margin], list[str]]:
+    """The winner's paired validation margin over every other finished trial, and the lines that explain it
+    (see :mod:`transferkit.auto.selection`)."""
+    done = sorted((t for t in trials if t.status == "ok"), key=_rank)
+    margins = {t.name: paired_margin(winner.val_correct, t.val_correct) for t in done if t is not winner}
+    return margins, explain(winner.name, [t.name for t in done], classical, margins)
 
 
 def run_recipe(recipe, size, estimate_s, data, backbone, weights, cfg, folder, log, resume: bool = False) -> Trial:
@@ -304,20 +323,21 @@ def run_recipe(recipe, size, estimate_s, data, backbone, weights, cfg, folder, l
         return Trial(recipe.name, "skipped", size, estimate_s, note=str(exc))
     seconds = time.perf_counter() - started
     model = result.model.eval()
-    probs, metrics, loss = validation_scores(model, rebind(data, model.data_config), cfg)
+    probs, metrics, loss, correct = validation_scores(model, rebind(data, model.data_config), cfg)
     log(f"[auto] {recipe.name}: val accuracy {metrics.accuracy:.4f} in {seconds:.0f} s")
-    input_size = model.data_config.input_size
-    return Trial(recipe.name, "ok", input_size, estimate_s, seconds, metrics.accuracy, loss, "", model, probs, result)
+    size, accuracy = model.data_config.input_size, metrics.accuracy
+    return Trial(recipe.name, "ok", size, estimate_s, seconds, accuracy, loss, "", model, probs, result, correct)
 
 
-def validation_scores(model: nn.Module, data, config: TrainConfig) -> tuple[torch.Tensor, Metrics, float]:
-    """(probabilities, metrics, cross-entropy) of ``model`` on ``data.val``."""
+def validation_scores(model: nn.Module, data, config: TrainConfig) -> tuple[torch.Tensor, Metrics, float, torch.Tensor]:
+    """(probabilities, metrics, cross-entropy, right on each image) of ``model`` on ``data.val``."""
     fabric = make_fabric(config)
     model.to(fabric.device).eval()
     logits, labels = dataset_logits(fabric, model, data.val, config.batch_size, config.num_workers)
     probs = logits.float().softmax(1)
     loss = float(nn.functional.nll_loss(probs.clamp_min(1e-12).log(), labels))
-    return probs, classification_metrics(labels.numpy(), probs.numpy(), config.top_k), loss
+    metrics = classification_metrics(labels.numpy(), probs.numpy(), config.top_k)
+    return probs, metrics, loss, probs.argmax(1) == labels
 
 
 def ensemble_trial(best_two: list[Trial], data, config: TrainConfig) -> Trial:
@@ -326,34 +346,41 @@ def ensemble_trial(best_two: list[Trial], data, config: TrainConfig) -> Trial:
 
     started = time.perf_counter()
     model = EnsembleModel([t.model for t in best_two]).eval()
-    probs, metrics, loss = validation_scores(model, rebind(data, model.data_config), config)
+    probs, metrics, loss, correct = validation_scores(model, rebind(data, model.data_config), config)
     name = "ensemble(" + " + ".join(t.name for t in best_two) + ")"
     seconds = time.perf_counter() - started + sum(t.seconds for t in best_two)
     note = "mean of the two best candidates' class probabilities"
-    return Trial(name, "ok", model.data_config.input_size, 0.0, seconds, metrics.accuracy, loss, note, model, probs)
+    size = model.data_config.input_size
+    return Trial(name, "ok", size, 0.0, seconds, metrics.accuracy, loss, note, model, probs, val_correct=correct)
 
 
-def format_trials(trials: Sequence[Trial], winner: Trial) -> str:
-    head = f"{'recipe':42s} {'input':>5s} {'val acc':>8s} {'val loss':>8s} {'seconds':>8s}  note"
+def format_trials(trials: Sequence[Trial], winner: Trial, margins: dict[str, Margin] | None = None) -> str:
+    """The table of trials; ``margins``' column: each one's validation accuracy minus the winner's, ± paired SE."""
+    margins = margins or {}
+    head = f"{'recipe':42s} {'input':>5s} {'val acc':>8s} {'vs selected':>12s} {'val loss':>8s} {'seconds':>8s}  note"
     lines = ["", head, "-" * len(head)]
     for t in trials:
         acc = "" if math.isnan(t.val_accuracy) else f"{t.val_accuracy:.4f}"
         loss = "" if math.isnan(t.val_loss) else f"{t.val_loss:.4f}"
         mark = " <- selected" if t is winner else ""
-        lines.append(f"{t.name:42s} {t.size or '':>5} {acc:>8s} {loss:>8s} {t.seconds:8.0f}  {t.note}{mark}")
+        vs = margins[t.name].short() if t.name in margins else ""
+        lines.append(f"{t.name:42s} {t.size or '':>5} {acc:>8s} {vs:>12s} {loss:>8s} {t.seconds:8.0f}  {t.note}{mark}")
     return "\n".join(lines)
 
 
-def _finish(winner: Trial, trials: list[Trial], data, out: Path | None, seconds: float, log) -> FitResult:
+def _finish(winner: Trial, trials: list[Trial], data, out: Path | None, seconds: float, log, chosen) -> FitResult:
+    """Save the winner like any run (``best.pt``, ``best_metrics.json``) with ``auto.json``: every trial and,
+    from ``chosen`` = (margins, lines) of :func:`selection`, how far ahead of the others the winner is."""
     from transferkit.api import rebind
 
-    model = winner.model
-    _, metrics, _ = validation_scores(model, rebind(data, model.data_config), TrainConfig(progress=False))
-    rows = [t.row() for t in trials]
+    model, (margins, lines) = winner.model, chosen
+    _, metrics, _, _ = validation_scores(model, rebind(data, model.data_config), TrainConfig(progress=False))
+    rows = [t.row(margins.get(t.name)) for t in trials]
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
         atomic_save({"spec": model.spec(), "state_dict": model.state_dict(), "epoch": 0}, out / "best.pt")
-        (out / "auto.json").write_text(json.dumps({"winner": winner.name, "trials": rows}, indent=2))
+        summary = {"winner": winner.name, "selection": lines, "trials": rows}
+        (out / "auto.json").write_text(json.dumps(summary, indent=2))
         (out / "best_metrics.json").write_text(json.dumps({"recipe": winner.name, **vars(metrics)}, indent=2))
         log(f"[auto] selected {winner.name}; saved {out / 'best.pt'} and {out / 'auto.json'}")
     history = [{"epoch": 0, "stage": 0, "val_acc": metrics.accuracy, "val_loss": winner.val_loss}]
@@ -366,5 +393,5 @@ def _finish(winner: Trial, trials: list[Trial], data, out: Path | None, seconds:
         out,
         seconds,
         images / max(seconds, 1e-9),
-        extra={"auto": rows, "winner": winner.name, "trials": trials},
+        extra={"auto": rows, "winner": winner.name, "trials": trials, "selection": lines},
     )

@@ -8,7 +8,8 @@ subset is written as PNG folders and run through the command line exactly as a u
     recipes, self-training, an ensemble; the best on validation kept);
   - ``fit DATA --unlabeled DIR --strategy self-training``;
   - ``fit DATA --strategy sklearn-hog-svm`` and ``sklearn-pixels-svm`` (labelled only).
-Test accuracy is read from the run's ``best_metrics.json`` (scored once, after selection).
+Test accuracy is read from the run's ``best_metrics.json`` (scored once, after selection); for ``auto``,
+what it kept and its paired validation margins (``auto.json``'s ``selection``).
 
 Usage: python benchmarks/bench_semi_digits.py [--seeds 0,1,2]   (~11 minutes a seed on 2 cores)
 """
@@ -78,12 +79,14 @@ def run_seed(seed: int, work: Path) -> list[dict]:
     pool = len(list(unlabeled.iterdir()))
     rows = []
     for method, options in RUNS.items():
-        metrics, wall = run_fit(data, unlabeled, options, work / f"seed{seed}" / method.split()[0].lower())
+        out = work / f"seed{seed}" / method.split()[0].lower()
+        metrics, wall = run_fit(data, unlabeled, options, out)
         row = {"dataset": "digits", "per_class": LABELLED, "seed": seed, "method": method,
                "unlabeled": pool, "test_accuracy": round(metrics["test"]["accuracy"], 4),
                "val_accuracy": round(metrics["accuracy"], 4), "wall_seconds": round(wall, 1)}  # fmt: skip
-        if "recipe" in metrics:
+        if "recipe" in metrics:  # auto: what it kept and how sure validation is of it
             row["selected"] = metrics["recipe"]
+            row["selection"] = json.loads((out / "auto.json").read_text())["selection"]
         print(f"seed {seed} {method}: test {row['test_accuracy']} ({row.get('selected', '')})", flush=True)
         rows.append(row)
     return rows

@@ -107,6 +107,9 @@ def test_auto_json_and_the_report_carry_each_trials_margin_to_the_selected_one(t
         expected = 100 * (winner["val_accuracy"] - row["val_accuracy"])
         assert row["val_margin_points"] == pytest.approx(expected, abs=0.02), name
         assert row["val_margin_se"] >= 0 and math.isfinite(row["val_margin_se"])
+        wins, losses = row["val_wins_losses"]  # images only the winner / only this one gets right
+        assert 100 * (wins - losses) / len(data.val) == pytest.approx(row["val_margin_points"], abs=0.02)
+        assert 0 < row["val_mcnemar_p"] <= 1
     assert saved["selection"] and all(line.startswith(saved["winner"]) for line in saved["selection"])
     assert all(f"[auto] {line}" in lines for line in saved["selection"])
 

@@ -80,6 +80,8 @@ class Trial:
             "note": self.note,
             "val_margin_points": None if margin is None else round(margin.points, 2),
             "val_margin_se": None if margin is None else round(margin.se, 2),
+            "val_wins_losses": None if margin is None else [margin.wins, margin.losses],  # the winner's, this one's
+            "val_mcnemar_p": None if margin is None else round(margin.p_value, 4),
         }
 
 

@@ -320,29 +320,16 @@ def _fit_auto(data, backbone, config, weights, out, time_budget, log, report, re
     if data.test is not None:
         result.test_metrics = _score_test(result, bound.test, config, log)
     if report and result.run_dir is not None and _is_rank_zero():
+        from transferkit.auto.run import report_table
         from transferkit.report import fit_report
 
-        tables = [("What auto tried (selected on validation only)", *_auto_table(result.extra["auto"]),
-                   result.extra["selection"])]  # fmt: skip
+        table = report_table(result.extra["auto"], result.extra["margins"])
+        tables = [("What auto tried (selected on validation only)", *table, result.extra["selection"])]
         html_path, _ = fit_report(
             result.run_dir, result.model, bound, result, f"auto → {result.extra['winner']}", tables
         )
         log(f"Report: {html_path} (and report.md)")
     return result
-
-
-def _auto_table(rows: list[dict]) -> tuple[list[str], list[list]]:
-    """(header, rows) of the report's table of ``auto``'s trials, with each one's margin to the selected one."""
-    from transferkit.auto.selection import Margin
-
-    header = ["recipe", "status", "input_size", "val_accuracy", "vs selected (points ± SE)", "val_loss", "seconds"]
-    keys = ["recipe", "status", "input_size", "val_accuracy", None, "val_loss", "seconds"]
-
-    def margin(row: dict) -> str:
-        points, se = row["val_margin_points"], row["val_margin_se"]
-        return "" if points is None else Margin(points, se, 0).short()
-
-    return header + ["note"], [[row[k] if k else margin(row) for k in keys] + [row["note"]] for row in rows]
 
 
 def _fit_trained(

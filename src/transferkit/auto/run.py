@@ -370,6 +370,15 @@ def format_trials(trials: Sequence[Trial], winner: Trial, margins: dict[str, Mar
     return "\n".join(lines)
 
 
+def report_table(rows: list[dict[str, Any]], margins: dict[str, Margin]) -> tuple[list[str], list[list[Any]]]:
+    """(header, rows) of the report's table of the trials (``rows``: ``auto.json``'s), with :func:`format_trials`'
+    margin column."""
+    header = ["recipe", "status", "input_size", "val_accuracy", "vs selected (points ± SE)", "val_loss", "seconds"]
+    keys = ["recipe", "status", "input_size", "val_accuracy", None, "val_loss", "seconds"]
+    margin = lambda row: margins[row["recipe"]].short() if row["recipe"] in margins else ""  # noqa: E731
+    return header + ["note"], [[row[k] if k else margin(row) for k in keys] + [row["note"]] for row in rows]
+
+
 def _finish(winner: Trial, trials: list[Trial], data, out: Path | None, seconds: float, log, chosen) -> FitResult:
     """Save the winner like any run (``best.pt``, ``best_metrics.json``) with ``auto.json``: every trial and,
     from ``chosen`` = (margins, lines) of :func:`selection`, how far ahead of the others the winner is."""
@@ -395,5 +404,5 @@ def _finish(winner: Trial, trials: list[Trial], data, out: Path | None, seconds:
         out,
         seconds,
         images / max(seconds, 1e-9),
-        extra={"auto": rows, "winner": winner.name, "trials": trials, "selection": lines},
+        extra={"auto": rows, "winner": winner.name, "trials": trials, "selection": lines, "margins": margins},
     )

@@ -12,6 +12,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from transferkit.data.sampler import EpochSampler
 from transferkit.engine.config import TrainConfig, resolve_precision
+from transferkit.engine.progress import batch_bar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -79,9 +80,7 @@ def map_batches(
     )
     batches = loader
     if progress and fabric.is_global_zero:
-        from tqdm.auto import tqdm
-
-        batches = tqdm(loader, desc=progress, leave=False, unit="batch")
+        batches = batch_bar(loader, progress)
     timed = TimedIterator(batches)
     for images, targets in timed:
         yield fn(images).float().cpu(), targets.cpu()

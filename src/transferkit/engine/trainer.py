@@ -23,6 +23,7 @@ from lightning_fabric import Fabric
 from lightning_fabric.wrappers import _FabricModule
 from torch import Tensor, nn
 
+from transferkit.engine.progress import batch_bar
 from transferkit.engine.state import TrainState
 from transferkit.errors import TrainingError
 from transferkit.seeding import seed_everything
@@ -242,9 +243,7 @@ class Trainer:
         batches = task.batches(epoch)
         total = len(batches) if hasattr(batches, "__len__") else None
         if self.progress and self.fabric.is_global_zero:
-            from tqdm.auto import tqdm
-
-            batches = tqdm(batches, desc=f"epoch {epoch + 1}/{self.epochs}", leave=False, unit="batch")
+            batches = batch_bar(batches, f"epoch {epoch + 1}/{self.epochs}")
         sums = torch.zeros(4, dtype=torch.float64)  # loss × count, correct, count, counted for accuracy
         task.optimizer.zero_grad(set_to_none=True)
         timed = TimedIterator(batches)

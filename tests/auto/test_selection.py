@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from transferkit.auto import Recipe, fit_auto
-from transferkit.auto.selection import explain, paired_margin
+from transferkit.auto.selection import explain, paired_margin, versus
 
 from ..engine.helpers import config, tiny_data
 
@@ -121,3 +121,12 @@ def test_an_ensemble_of_the_two_svm_baselines_counts_as_a_classical_baseline():
     winner = result.extra["winner"]
     first = result.extra["selection"][0]
     assert first == f"{winner} is a classical baseline: no transfer recipe did better on validation."
+
+
+def test_versus_says_behind_when_the_first_one_loses_beyond_noise():
+    # 0 wins, 10 losses on 100 images: p = 2 · (1/2)^10 = 2/1024 = 0.00195; margin -10 points
+    margin = paired_margin(torch.tensor([False] * 10 + [True] * 90), torch.tensor([True] * 100))
+    assert versus("A", "B", margin, "test") == (
+        "A is behind B by -10.0 points on 100 test images (right on 0 where B is wrong, wrong on 10 where it is "
+        "right): clearly behind (McNemar's exact p = 0.00195)."
+    )

@@ -333,9 +333,14 @@ def run_recipe(recipe, size, estimate_s, data, backbone, weights, cfg, folder, l
 
 def validation_scores(model: nn.Module, data, config: TrainConfig) -> tuple[torch.Tensor, Metrics, float, torch.Tensor]:
     """(probabilities, metrics, cross-entropy, right on each image) of ``model`` on ``data.val``."""
+    return scores_on(model, data.val, config)
+
+
+def scores_on(model: nn.Module, dataset, config: TrainConfig) -> tuple[torch.Tensor, Metrics, float, torch.Tensor]:
+    """(probabilities, metrics, cross-entropy, right on each image) of ``model`` on ``dataset``."""
     fabric = make_fabric(config)
     model.to(fabric.device).eval()
-    logits, labels = dataset_logits(fabric, model, data.val, config.batch_size, config.num_workers)
+    logits, labels = dataset_logits(fabric, model, dataset, config.batch_size, config.num_workers)
     probs = logits.float().softmax(1)
     loss = float(nn.functional.nll_loss(probs.clamp_min(1e-12).log(), labels))
     metrics = classification_metrics(labels.numpy(), probs.numpy(), config.top_k)

@@ -65,6 +65,23 @@ def paired_margin(selected: Tensor, other: Tensor) -> Margin:
     return Margin(100 * float(d.mean()), 100 * se, len(d), wins, losses)
 
 
+def verdict(margin: Margin, split: str = "validation") -> str:
+    """Whether a margin on ``split`` images is more than noise: clearly ahead / behind (p < 0.05), or not."""
+    test = f"McNemar's exact p = {margin.p_value:.3g}"
+    if margin.p_value < ALPHA:
+        return f"clearly {'ahead' if margin.wins > margin.losses else 'behind'} ({test})"
+    return (
+        f"within {split} noise ({test}): either may do better on new images; more {split} images would tell them apart"
+    )
+
+
+def _counts(other: str, margin: Margin, split: str) -> str:
+    return (
+        f"by {margin.points:+.1f} points on {margin.images} {split} images (right on {margin.wins} where {other} is "
+        f"wrong, wrong on {margin.losses} where it is right)"
+    )
+
+
 def sentence(selected: str, other: str, margin: Margin, role: str) -> str:
     """One line for users: by how much ``selected`` beat ``other`` on validation, and whether it is noise."""
     if margin.wins + margin.losses == 0:
@@ -72,18 +89,17 @@ def sentence(selected: str, other: str, margin: Margin, role: str) -> str:
             f"{selected} and {other} ({role}) are right on the same {margin.images} validation images: "
             "validation cannot tell them apart."
         )
-    test = f"McNemar's exact p = {margin.p_value:.3g}"
-    verdict = (
-        f"clearly ahead ({test})"
-        if margin.clear
-        else f"within validation noise ({test}): either may do better on new images; more validation images "
-        "would tell them apart"
-    )
-    return (
-        f"{selected} kept over {other} ({role}) by {margin.points:+.1f} points on {margin.images} validation "
-        f"images (right on {margin.wins} where {other} is wrong, wrong on {margin.losses} where it is right): "
-        f"{verdict}."
-    )
+    return f"{selected} kept over {other} ({role}) {_counts(other, margin, 'validation')}: {verdict(margin)}."
+
+
+def versus(first: str, other: str, margin: Margin, split: str, roles: tuple[str, str] = ("", "")) -> str:
+    """One line: ``first`` against ``other`` on the same ``split`` images (``margin``: first's over other's);
+    ``roles`` are said once, after each name."""
+    a, b = (f"{name} ({role})" if role else name for name, role in zip((first, other), roles))
+    if margin.wins + margin.losses == 0:
+        return f"{a} and {b} are right on the same {margin.images} {split} images."
+    ahead = "ahead of" if margin.points > 0 else "level with" if margin.points == 0 else "behind"
+    return f"{a} is {ahead} {b} {_counts(other, margin, split)}: {verdict(margin, split)}."
 
 
 def explain(selected: str, ranked: Sequence[str], classical: set[str], margins: dict[str, Margin]) -> list[str]:

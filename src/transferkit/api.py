@@ -243,12 +243,14 @@ def train_classifier(
     report: bool = True,
     layers: str | Sequence[str] | None = None,
     time_budget: str | float = 600.0,
+    plan: str | Path | None = None,
 ) -> FitResult:
     """Train a classifier on ``data`` with a pretrained backbone and a transfer strategy.
 
     ``strategy="auto"`` tries a budgeted set of recipes (classical baselines, multi-depth features,
     fine-tuning recipes and an ensemble of the best two) within ``time_budget`` seconds and keeps
-    the best on validation (see :mod:`transferkit.auto`). Otherwise ``strategy`` is a registered
+    the best on validation (see :mod:`transferkit.auto`); ``plan`` (an earlier auto run's folder)
+    replays that run's input sizes and skips instead of timing this machine. Otherwise ``strategy`` is a registered
     strategy (``feature-extraction``, ``fine-tune``, ``partial``, ``discriminative``, ``progressive``,
     ``lp-ft``, PEFT), ``sklearn-logreg``/``sklearn-svm``
     (frozen features → scikit-learn), or a classical baseline with no pretrained network:
@@ -260,7 +262,9 @@ def train_classifier(
     config = config or TrainConfig()
     torch.manual_seed(config.seed)
     if strategy == "auto":
-        return _fit_auto(data, backbone, config, weights, out, time_budget, log, report, resume)
+        return _fit_auto(data, backbone, config, weights, out, time_budget, log, report, resume, plan)
+    if plan is not None:
+        raise ConfigError(f"--plan replays an auto run's decisions; strategy {strategy!r} has none. Leave out --plan.")
     bb = create_backbone(backbone, weights=weights) if isinstance(backbone, str) else backbone
     if strategy in SEMI_STRATEGIES and data.unlabeled is None:
         raise ConfigError(f"Strategy {strategy!r} learns from unlabelled images: give them with --unlabeled DIR.")
@@ -305,7 +309,7 @@ def train_classifier(
     return result
 
 
-def _fit_auto(data, backbone, config, weights, out, time_budget, log, report, resume) -> FitResult:
+def _fit_auto(data, backbone, config, weights, out, time_budget, log, report, resume, plan) -> FitResult:
     from transferkit.auto import fit_auto
     from transferkit.auto.recipes import recipes_for
 
@@ -314,7 +318,7 @@ def _fit_auto(data, backbone, config, weights, out, time_budget, log, report, re
     fixed = size if size != native.input_size else None  # an explicit --image-size applies to every recipe
     recipes = recipes_for(data.unlabeled is not None)
     result = fit_auto(
-        data, backbone, config, weights, out, time_budget, recipes, log=log, image_size=fixed, resume=resume
+        data, backbone, config, weights, out, time_budget, recipes, log=log, image_size=fixed, resume=resume, plan=plan
     )
     bound = rebind(data, result.model.data_config)
     if data.test is not None:

@@ -399,3 +399,9 @@ def test_export_quantize_int8_measures_accuracy_and_speed_on_the_given_images(fi
     assert (tmp_path / "model.int8.onnx").is_file() and "int8 →" in result.output and "images/s" in result.output
     missing = runner.invoke(app, ["export", str(fitted / "best.pt"), str(out), "--quantize", "int8"])
     assert missing.exit_code != 0 and "--data" in str(missing.exception or missing.output)
+
+
+def test_plan_is_refused_outside_auto(image_folder, tmp_path):
+    args = ["fit", str(image_folder), *NET, "--strategy", "feature-extraction", "--plan", str(tmp_path)]
+    result = runner.invoke(app, args)
+    assert result.exit_code != 0 and "strategy 'feature-extraction' has none. Leave out --plan" in str(result.exception)

@@ -5,6 +5,10 @@ skipped (and why), and, once finished, its time and validation scores. On ``--re
 decisions are replayed instead of re-planned (a recipe keeps its input size even if the
 machine is busier now), finished candidates are reloaded from their ``best.pt``, and the one
 that was interrupted continues from its own ``last.pt`` (the engine's exact resume).
+
+The same decisions can start a *new* run: ``fit --plan RUN`` (:func:`load_plan`) trains every recipe
+at the input size RUN chose and skips what RUN skipped, instead of timing this machine — so runs on
+other seeds, splits or machines try the same candidates, which a time budget alone does not promise.
 """
 
 from __future__ import annotations
@@ -47,3 +51,26 @@ class Ledger:
     def spent(self) -> float:
         """Seconds already spent by finished recipes (a resumed run counts them against the budget)."""
         return sum(float(e.get("seconds", 0.0)) for e in self.entries.values() if e.get("status") == "ok")
+
+
+def load_plan(source: str | Path) -> dict[str, dict[str, Any]]:
+    """The decisions of an earlier ``auto`` run — recipe name → its entry (status, input size, estimate) —
+    from its run folder or its ``auto_state.json``."""
+    path = Path(source)
+    path = path / STATE if path.is_dir() else path
+    if not path.is_file():
+        raise ConfigError(
+            f"--plan {source}: no {STATE} there. Give the --out folder of an earlier auto run (or its {STATE})."
+        )
+    try:
+        recipes = json.loads(path.read_text())["recipes"]
+        sizes = {name: entry.get("size") for name, entry in recipes.items() if entry["status"] != "skipped"}
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ConfigError(
+            f"--plan {path}: not the {STATE} of an auto run ({type(exc).__name__}: {exc}). "
+            "Give the --out folder of an earlier auto run."
+        ) from exc
+    bad = {name: size for name, size in sizes.items() if size is not None and not (isinstance(size, int) and size > 0)}
+    if bad:
+        raise ConfigError(f"--plan {path}: input sizes must be positive integers; got {bad}.")
+    return recipes

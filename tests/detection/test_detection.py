@@ -130,3 +130,22 @@ def test_retinanet_on_the_same_pyramid_returns_finite_losses_and_boxes(tmp_path)
     with torch.no_grad():
         found = model.eval()(list(images))
     assert len(found) == len(images) and all(set(f) == {"boxes", "scores", "labels"} for f in found)
+
+
+def test_a_reloaded_detector_normalises_images_as_the_trained_one(tmp_path):
+    """Pretrained weights may come with another normalisation than a random init of the same network
+    (EfficientNet-Lite's ImageNet weights: mean = std = 0.5): the reloaded model must keep the trained one's."""
+    import dataclasses
+
+    torch.manual_seed(0)
+    source = create_backbone("resnet18", weights=None)
+    source.data_config = dataclasses.replace(source.data_config, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    model = build_detector(source, ["box"], "fasterrcnn", image_size=64).eval()
+    torch.save({"spec": model.spec(), "state_dict": model.state_dict()}, tmp_path / "best.pt")
+    loaded = load_detector(tmp_path / "best.pt")
+    transform = loaded.net.transform
+    assert transform.image_mean == [0.5, 0.5, 0.5] and transform.image_std == [0.5, 0.5, 0.5]
+    image = [torch.rand(3, 64, 64)]
+    with torch.no_grad():
+        got, expected = loaded(image)[0], model(image)[0]
+    assert torch.equal(got["boxes"], expected["boxes"]) and torch.equal(got["scores"], expected["scores"])

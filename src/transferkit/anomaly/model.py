@@ -18,7 +18,9 @@ Costlier: 1.6× the pixels of 256 px and a wider network than Lite0.
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -80,9 +82,10 @@ class AnomalyModel:
         return maps.flatten(1).max(dim=1).values, maps
 
     def spec(self) -> dict[str, Any]:
+        dc = self.features.data_config
         return {"task": "anomaly", "backbone": self.source.name, "method": self.method.name,
                 "image_size": self.image_size, "strides": list(self.features.strides),
-                "threshold": self.threshold}  # fmt: skip
+                "threshold": self.threshold, "normalize": {"mean": list(dc.mean), "std": list(dc.std)}}  # fmt: skip
 
     def save(self, path: str | Path) -> Path:
         """Spec, the feature stages' weights and the learned tensors (no pickled objects), written under a
@@ -127,6 +130,17 @@ def load_anomaly_model(path: str | Path) -> AnomalyModel:
     strides = tuple(spec["strides"]) if "strides" in spec else strides_of(name, _INDICES_BEFORE[spec["method"]])
     model = build_anomaly_model(name, spec["method"], weights=None, image_size=spec["image_size"], strides=strides)
     model.features.body.load_state_dict(payload["features"])
+    dc = model.features.data_config  # a random init's normalisation: pretrained weights may have had another
+    if "normalize" in spec:
+        saved = spec["normalize"]
+        model.features.data_config = dataclasses.replace(dc, mean=tuple(saved["mean"]), std=tuple(saved["std"]))
+    else:
+        warnings.warn(
+            f"{path} does not record its input normalisation (saved by an older transferkit); scoring with "
+            f"{name}'s default mean {dc.mean} / std {dc.std}, which differs from EfficientNet-Lite's ImageNet "
+            "weights (0.5 / 0.5). Fit the model again to record it.",
+            stacklevel=2,
+        )
     model.method.load_state(payload["state"])
     model.threshold = spec["threshold"]
     return model

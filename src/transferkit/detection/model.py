@@ -146,9 +146,12 @@ def build_detector(
     weights: str | Path | None = "imagenet",
     image_size: int = 128,
     keypoints: list[str] | None = None,
+    normalize: tuple[tuple[float, ...], tuple[float, ...]] | None = None,
 ) -> DetectionModel:
     """``arch`` (fasterrcnn, retinanet, fcos, maskrcnn, keypointrcnn: with ``keypoints`` names) over a
-    transferkit backbone (a name built with ``weights``, or built)."""
+    transferkit backbone (a name built with ``weights``, or built). ``normalize``: (mean, std) of the
+    input (default: the backbone's — they differ between pretrained weights and a random init, so a saved
+    model is rebuilt with the ones it was trained with)."""
     import timm
 
     from transferkit.backbones import create_backbone
@@ -159,7 +162,8 @@ def build_detector(
     source = create_backbone(backbone, weights=weights) if isinstance(backbone, str) else backbone
     body = timm.create_model(timm_name(source), pretrained=False, features_only=True, out_indices=LEVELS)
     copy_weights(source, body)
-    dc = DataConfig(image_size, source.data_config.mean, source.data_config.std, source.data_config.interpolation)
+    mean, std = normalize or (source.data_config.mean, source.data_config.std)
+    dc = DataConfig(image_size, tuple(mean), tuple(std), source.data_config.interpolation)
     names = list(keypoints or []) if arch == "keypointrcnn" else []
     net = _detector(arch, Pyramid(body), len(classes), image_size, dc, len(names))
     spec = spec_for("detect", source, arch, classes, dc) | ({"keypoints": names} if names else {})
@@ -172,7 +176,9 @@ def load_detector(path: str | Path) -> DetectionModel:
     spec = payload.get("spec") if isinstance(payload, dict) else None
     if not isinstance(spec, dict) or spec.get("task") != "detect":
         raise ConfigError(f"{path} is not a transferkit detection checkpoint (no detect model spec in it).")
-    size = spec["data_config"]["input_size"]
-    model = build_detector(spec["backbone"], spec["classes"], spec["arch"], None, size, spec.get("keypoints"))
+    dc = spec["data_config"]
+    normalize = (dc["mean"], dc["std"])  # the trained model's, not a random init's (EfficientNet-Lite: 0.5, 0.5)
+    model = build_detector(spec["backbone"], spec["classes"], spec["arch"], None, dc["input_size"],
+                           spec.get("keypoints"), normalize)  # fmt: skip
     model.load_state_dict(payload["state_dict"])
     return model.eval()

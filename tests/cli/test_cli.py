@@ -1,5 +1,6 @@
 import csv
 import json
+import re
 
 import numpy as np
 import pytest
@@ -419,3 +420,23 @@ def test_rank_defaults_to_every_backbone_with_offline_weights(monkeypatch):
     monkeypatch.setattr(offline, "offline_backbones", lambda: [])
     with pytest.raises(ConfigError, match=r"no ImageNet weights on this machine.*\[weights\]"):
         backbone_names("offline")
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ([], "--way 5: .* has 3 classes, .* use --way 2 or fewer"),  # the default 5-way on 3 classes
+        (["--way", "2", "--novel", "3"], "--novel 3: need between --way \\(2\\) and 2 novel classes"),
+        (["--way", "1"], "--way 1: an episode needs at least 2 classes"),
+    ],
+)
+def test_fewshot_refuses_impossible_episodes_before_computing_features(image_folder, monkeypatch, options, message):
+    import transferkit.cli._common as common
+
+    def no_features(*_args, **_kwargs):
+        raise AssertionError("features were computed before the class counts were checked")
+
+    monkeypatch.setattr(common, "features_of_images", no_features)
+    result = runner.invoke(app, ["fewshot", str(image_folder), *NET[:4], *options])
+    assert result.exit_code != 0
+    assert re.search(message, str(result.exception)), result.exception

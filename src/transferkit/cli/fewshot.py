@@ -34,10 +34,11 @@ def fewshot(
     from transferkit.cli._common import features_of_images, labelled_images
     from transferkit.fewshot import run_fewshot, split_classes
 
-    bb = create_backbone(backbone, weights=weights)
     classes, samples = labelled_images(data, seed)
-    features, labels = features_of_images(bb, samples, image_size, batch_size)
     n_novel = novel or max(way, len(classes) // 2)
+    _check_classes(data, len(classes), way, n_novel, novel is not None)  # before the features: fail fast
+    bb = create_backbone(backbone, weights=weights)
+    features, labels = features_of_images(bb, samples, image_size, batch_size)
     _, novel_classes = split_classes(labels, n_novel, seed)
     typer.echo(
         f"{len(samples)} images, {len(classes)} classes; novel (evaluation) classes: "
@@ -60,3 +61,20 @@ def fewshot(
         out.mkdir(parents=True, exist_ok=True)
         (out / "results.json").write_text(json.dumps([asdict(r) for r in results], indent=2))
         typer.echo(f"results: {out / 'results.json'}")
+
+
+def _check_classes(data: Path, classes: int, way: int, novel: int, given: bool) -> None:
+    """``way``-way episodes on ``novel`` held-out classes, the other classes (at least one) to meta-train on."""
+    from transferkit.errors import ConfigError
+
+    if way < 2:
+        raise ConfigError(f"--way {way}: an episode needs at least 2 classes to tell apart.")
+    if way >= classes:
+        raise ConfigError(
+            f"--way {way}: {data} has {classes} classes, and episodes are drawn from held-out (novel) classes, "
+            f"leaving at least one to meta-train on; use --way {classes - 1} or fewer."
+        )
+    if given and not way <= novel < classes:
+        raise ConfigError(
+            f"--novel {novel}: need between --way ({way}) and {classes - 1} novel classes ({data} has {classes})."
+        )

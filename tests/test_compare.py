@@ -30,11 +30,12 @@ def test_margins_are_paired_against_the_best_classical_baseline_by_hand():
     }
     _add_margins(rows, right)
     assert "vs_classical" not in rows[0] and "vs_classical" not in rows[1]
-    # d = fine-tune - hog = (0, 1, 1, 0, 0, 0): mean 1/3; sample std sqrt((4·1/9 + 2·4/9) / 5) = 0.5164; / sqrt(6)
+    # d = fine-tune - hog = (0, 1, 1, 0, 0, 0): mean 1/3; sample std sqrt((4·1/9 + 2·4/9) / 5) = 0.516398; / sqrt(6)
+    # = 0.210819
     # McNemar: 2 wins, 0 losses → two-sided binomial p = 2 · (1/2)² = 0.5
     assert rows[2]["vs_classical"] == {
         "baseline": "sklearn-hog-svm",
-        "val": {"points": 33.33, "se": 21.08, "images": 6, "wins": 2, "losses": 0, "mcnemar_p": 0.5},
+        "val": {"points": 33.3333, "se": 21.0819, "images": 6, "wins": 2, "losses": 0, "mcnemar_p": 0.5},
     }
     table = format_table([{**r, "test_accuracy": None, "best_epoch": 1, "wall_seconds": 1.0} for r in rows])
     assert "+33.3 ± 21.1" in table

@@ -115,13 +115,15 @@ def _add_margins(rows: list[dict], right: dict[str, dict[str, Tensor]]) -> None:
         for split, flags in right[row["strategy"]].items():
             m = paired_margin(flags, right[classical][split])
             row["vs_classical"][split] = {
-                "points": round(m.points, 2), "se": round(m.se, 2), "images": m.images,
+                "points": round(m.points, 4), "se": round(m.se, 4), "images": m.images,
                 "wins": m.wins, "losses": m.losses, "mcnemar_p": round(m.p_value, 4),
             }  # fmt: skip
 
 
 def _margin(cell: dict) -> Margin:
-    return Margin(cell["points"], cell["se"], cell["images"], cell["wins"], cell["losses"])
+    """The Margin of a ``vs_classical`` cell: its points exactly from the counts, not from the rounded value."""
+    points = 100 * (cell["wins"] - cell["losses"]) / cell["images"]
+    return Margin(points, cell["se"], cell["images"], cell["wins"], cell["losses"])
 
 
 def _vs_cell(row: dict, split: str) -> str:

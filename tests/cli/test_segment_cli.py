@@ -87,8 +87,9 @@ def test_maskrcnn_on_16_bit_crystals_reports_mask_map_and_measures_each_instance
     assert "mask mAP@.5" in fitted.output
     page = (out / "report.html").read_text()  # truth | prediction overlays of both validation images
     assert page.count("alt='image ") == 2 and "truth (" in page and "val_mask_map50" in page
-    scored = runner.invoke(app, ["detect", "evaluate", str(out / "best.pt"), str(data / "val")])
+    scored = runner.invoke(app, ["detect", "evaluate", str(out / "best.pt"), str(data), "--split", "val"])
     assert scored.exit_code == 0 and "mask mAP@.5" in scored.output, scored.output
+    assert f"on 2 images of {data / 'val'}" in scored.output
     big = tmp_path / "big.tif"  # 16-bit, twice the training size: areas come back in its own pixels
     tifffile.imwrite(
         big, np.kron(tifffile.imread(next((data / "val" / "images").iterdir())), np.ones((2, 2), np.uint16))
@@ -120,3 +121,20 @@ def test_keypointrcnn_fit_reports_pck_and_predict_writes_each_keypoint(tmp_path)
     assert predicted.exit_code == 0, predicted.output
     header = found_csv.read_text().splitlines()[0].split(",")
     assert header[-4:] == ["tip_left_x", "tip_left_y", "tip_right_x", "tip_right_y"]
+
+
+def test_evaluate_scores_the_split_sub_folder_of_a_fit_layout(tmp_path):
+    import pytest
+
+    from transferkit.cli._common import scored_folder
+    from transferkit.errors import DataError
+
+    flat = tmp_path / "flat"
+    (flat / "images").mkdir(parents=True)
+    assert scored_folder(flat, "test") == flat
+    layout = tmp_path / "layout"
+    for split in ("train", "val"):
+        (layout / split / "images").mkdir(parents=True)
+    assert scored_folder(layout, "val") == layout / "val"
+    with pytest.raises(DataError, match=r"has no test/images/ to score \(sub-folders: \['train', 'val'\]\); pick one"):
+        scored_folder(layout, "test")

@@ -86,3 +86,15 @@ def features_of_images(
 
     transform = eval_transform(backbone.data_config, image_size)
     return dataset_features(backbone, ImageFileDataset(samples, transform), batch_size, layer, precision=precision)
+
+
+def scored_folder(data: Path, split: str) -> Path:
+    """``data`` itself when it holds images/, else its ``split`` sub-folder (a fit's train/ val/ test/ layout)."""
+    from transferkit.errors import DataError
+
+    if (data / "images").is_dir() or not (data / "train").is_dir():
+        return data
+    if not (data / split / "images").is_dir():
+        found = sorted(p.name for p in data.iterdir() if p.is_dir())
+        raise DataError(f"{data} has no {split}/images/ to score (sub-folders: {found}); pick one with --split.")
+    return data / split

@@ -61,14 +61,19 @@ def _describe(metrics: dict[str, float]) -> str:
 
 def evaluate(
     model: Path = typer.Argument(..., help="A detection run's best.pt."),
-    data: Path = typer.Argument(..., help="images/ + annotations.json (COCO) or labels/ (YOLO)."),
+    data: Path = typer.Argument(
+        ..., help="images/ + annotations.json (COCO) or labels/ (YOLO), or train/ val/ test/ holding them."
+    ),
+    split: str = typer.Option("test", help="Which sub-folder to score when DATA has train/ val/ (test/)."),
     batch_size: int = typer.Option(8),
 ) -> None:
     """COCO mAP@[.5:.95] and mAP@.5 of a trained detector (and of its masks) on an annotated folder."""
+    from transferkit.cli._common import scored_folder
     from transferkit.detection import BoxFolder, evaluate_detector, load_detector
     from transferkit.detection.data import read_folder
 
     net = load_detector(model)
+    data = scored_folder(data, split)
     classes, items = read_folder(data)
     if classes != net.classes:
         from transferkit.errors import ConfigError
@@ -78,7 +83,7 @@ def evaluate(
         items, net.data_config.input_size, False, masks=net.with_masks, keypoints=len(net.keypoint_names)
     )
     metrics = evaluate_detector(net, folder, batch_size)
-    typer.echo(f"{_describe(metrics)} on {len(items)} images")
+    typer.echo(f"{_describe(metrics)} on {len(items)} images of {data}")
 
 
 def predict(

@@ -53,16 +53,20 @@ def fit(
 
 def evaluate(
     model: Path = typer.Argument(..., help="A segmentation run's best.pt."),
-    data: Path = typer.Argument(..., help="Folder with images/ and masks/."),
+    data: Path = typer.Argument(..., help="Folder with images/ and masks/, or with train/ val/ test/ holding them."),
+    split: str = typer.Option("test", help="Which sub-folder to score when DATA has train/ val/ (test/)."),
     batch_size: int = typer.Option(8),
 ) -> None:
     """Per-class IoU and Dice of a trained model on a folder of images and masks."""
+    from transferkit.cli._common import scored_folder
     from transferkit.segmentation import MaskFolder, evaluate_segmenter, find_pairs, load_segmenter
     from transferkit.segmentation.data import read_classes
 
     net = load_segmenter(model)
     _, colours = read_classes(data)
-    dataset = MaskFolder(find_pairs(data), net.data_config, net.data_config.input_size, False, colours)
+    folder = scored_folder(data, split)
+    dataset = MaskFolder(find_pairs(folder), net.data_config, net.data_config.input_size, False, colours)
+    typer.echo(f"{len(dataset)} images of {folder}")
     metrics = evaluate_segmenter(net, dataset, batch_size)
     for name, iou, dice in zip(net.classes, metrics["iou"], metrics["dice_per_class"]):
         typer.echo(f"{name:20s} IoU {iou:.4f}  Dice {dice:.4f}")

@@ -167,6 +167,28 @@ def load_model(path: str | Path, backbone: ModelBackbone | None = None) -> Trans
     ``backbone``: an instance to rebuild from when the spec names it (see :func:`model_from_spec`).
     """
     payload = load_checkpoint(path)
+    _check_classifier(path, payload)
     model = model_from_spec(payload["spec"], backbone)
     model.load_state_dict(payload["state_dict"] if "state_dict" in payload else payload["model"])
     return model.eval()
+
+
+OTHER_TASKS = {  # a checkpoint's spec["task"] → the commands that read it
+    "anomaly": "transferkit anomaly evaluate|predict",
+    "detect": "transferkit detect evaluate|predict",
+    "segment": "transferkit segment evaluate|predict (and export)",
+}
+
+
+def _check_classifier(path: str | Path, payload: Any) -> None:
+    """A ConfigError naming the file and the right command when ``payload`` is not a classifier's checkpoint."""
+    spec = payload.get("spec") if isinstance(payload, dict) else None
+    if not isinstance(spec, dict):
+        raise ConfigError(f"{path} is not a transferkit checkpoint (no model spec in it): give a run's best.pt.")
+    task = spec.get("task")
+    if task in OTHER_TASKS:
+        raise ConfigError(f"{path} is a transferkit {task} model, not a classifier: use {OTHER_TASKS[task]}.")
+    if spec.get("kind") != "ensemble" and "head" not in spec:
+        raise ConfigError(
+            f"{path} holds no classifier spec (keys: {sorted(spec)}): give a classification run's best.pt."
+        )

@@ -9,6 +9,7 @@ from transferkit.continual import class_incremental_tasks, continual_methods, ru
 from transferkit.continual.ewc import EWC
 from transferkit.continual.replay import ReservoirBuffer
 from transferkit.continual.runner import Task
+from transferkit.errors import ConfigError
 from transferkit.losses import distillation_loss
 
 
@@ -113,3 +114,15 @@ def test_ewc_fisher_uses_the_masked_logits_of_class_incremental_training():
     ewc.after_task(model, x, y, task=0)
     assert torch.equal(ewc.fisher["weight"][2], torch.zeros(3))  # no probability mass, no gradient
     assert ewc.fisher["weight"][:2].sum() > 0
+
+
+@pytest.mark.parametrize(
+    "tasks, classes, fix",
+    [(3, 5, "use --tasks 2."), (4, 7, "use --tasks 2 to 3."), (2, 3, "it needs at least 4 classes."), (1, 6, "")],
+)
+def test_every_task_needs_two_classes(tasks, classes, fix):
+    """A one-class task: cross-entropy over one class has no gradient, and task-aware accuracy is trivially 1."""
+    y = torch.arange(classes).repeat_interleave(2)
+    with pytest.raises(ConfigError, match=f"--tasks {tasks} on {classes} classes") as raised:
+        class_incremental_tasks(torch.zeros(len(y), 4), y, torch.zeros(len(y), 4), y, tasks)
+    assert str(raised.value).endswith(fix)

@@ -12,7 +12,9 @@ DEFAULT_METHODS = "fine-tune,ewc,lwf,replay,progressive"
 
 def continual(
     data: Path = typer.Argument(..., help="Class sub-folders (or train/ val/); classes are split into tasks."),
-    tasks: int = typer.Option(3, help="Number of tasks (disjoint class groups)."),
+    tasks: Optional[int] = typer.Option(
+        None, help="Number of tasks (disjoint groups of 2 classes or more; default: 3, or fewer on few classes)."
+    ),
     methods: str = typer.Option(
         DEFAULT_METHODS,
         help="Continual methods to compare; progressive grows one column of the backbone's top layer groups per task.",
@@ -33,6 +35,7 @@ def continual(
     from transferkit.backbones import create_backbone
     from transferkit.continual import class_incremental_tasks, run_continual
     from transferkit.continual.progressive import column_segments
+    from transferkit.continual.runner import check_task_count
     from transferkit.errors import ConfigError
     from transferkit.inference import dataset_features
 
@@ -48,6 +51,8 @@ def continual(
             typer.echo(f"progressive skipped: {exc}")  # ...or, when only the default list named it, is skipped
             names.remove("progressive")
     loaded = load_data(data, bb.data_config, preset="none", image_size=image_size, val_fraction=val_fraction, seed=seed)
+    tasks = tasks or max(2, min(3, len(loaded.classes) // 2))
+    check_task_count(tasks, len(loaded.classes))  # before any feature is computed
     train_x, train_y = dataset_features(bb, loaded.train_eval)
     test_x, test_y = dataset_features(bb, loaded.val)
     sequence = class_incremental_tasks(train_x, train_y, test_x, test_y, tasks, seed)

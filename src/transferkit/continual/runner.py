@@ -47,10 +47,9 @@ class ContinualResult:
 def class_incremental_tasks(
     train_x: Tensor, train_y: Tensor, test_x: Tensor, test_y: Tensor, num_tasks: int, seed: int = 0
 ) -> list[Task]:
-    """Split the classes into ``num_tasks`` disjoint groups (seeded order), one task each."""
+    """Split the classes into ``num_tasks`` disjoint groups (seeded order) of at least 2 classes, one task each."""
     classes = torch.unique(train_y).tolist()
-    if num_tasks < 2 or num_tasks > len(classes):
-        raise ConfigError(f"Need 2 <= tasks <= {len(classes)} classes, got {num_tasks}.")
+    check_task_count(num_tasks, len(classes))
     order = np.random.default_rng(seed).permutation(classes)
     tasks = []
     for group in np.array_split(order, num_tasks):
@@ -58,6 +57,19 @@ def class_incremental_tasks(
         tr, te = torch.isin(train_y, g), torch.isin(test_y, g)
         tasks.append(Task(f"classes {sorted(group.tolist())}", train_x[tr], train_y[tr], test_x[te], test_y[te]))
     return tasks
+
+
+def check_task_count(num_tasks: int, num_classes: int) -> None:
+    """At least 2 tasks, and at least 2 classes in each: cross-entropy over a single class has no gradient
+    (a progressive column's head would learn nothing) and a one-class task is trivially right task-aware."""
+    if num_tasks < 2 or 2 * num_tasks > num_classes:
+        most = num_classes // 2
+        fix = {0: "it needs at least 4 classes", 1: "it needs at least 4 classes", 2: "use --tasks 2"}.get(
+            most, f"use --tasks 2 to {most}"
+        )
+        raise ConfigError(
+            f"--tasks {num_tasks} on {num_classes} classes: each of at least 2 tasks needs 2 classes or more; {fix}."
+        )
 
 
 def head_network(in_features: int, num_classes: int, hidden: int = 256) -> nn.Module:

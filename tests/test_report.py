@@ -134,3 +134,15 @@ def test_the_report_opens_with_validation_and_test_results_and_collapses_the_con
     configuration = text[text.index("<h2>Configuration</h2>") :]
     assert configuration.startswith("<h2>Configuration</h2><details><summary>config.yaml (")
     assert "<th>test F1</th>" in text
+
+
+def test_grad_cam_examples_are_taken_class_by_class():
+    import numpy as np
+
+    from transferkit.report import _across_classes
+
+    labels = np.array([0, 0, 0, 1, 1, 2, 2, 2])
+    right = np.array([0, 1, 2, 3, 4, 5, 7])  # image 6 is a mistake
+    assert _across_classes(right, labels, 4) == [0, 3, 5, 1]  # first of each class, then the second of class 0
+    assert _across_classes(right, labels, 10) == [0, 3, 5, 1, 4, 7, 2]
+    assert _across_classes(np.array([], dtype=int), labels, 3) == []

@@ -168,8 +168,13 @@ def _add_results(report: Report, result: Any, data: Any) -> None:
     rows = [[n, getattr(m, f)] + ([getattr(test, f)] if test is not None else []) for n, f in zip(names, fields)]
     items = report.section("Results")
     items.append(("table", (header, rows)))
-    epochs = len(getattr(result, "history", []) or [])
-    items.append(("text", f"Best epoch {result.best_epoch + 1} of {epochs}, selected on validation."))
+    extra = getattr(result, "extra", None) or {}
+    if "winner" in extra:  # auto: one candidate chosen among several, each trained its own epochs
+        tried = sum(1 for row in extra.get("auto", []) if row.get("status") == "ok")
+        items.append(("text", f"auto selected {extra['winner']} among {tried} candidates, on validation."))
+    else:
+        epochs = len(getattr(result, "history", []) or [])
+        items.append(("text", f"Best epoch {result.best_epoch + 1} of {epochs}, selected on validation."))
     if test is not None:
         items.append(("text", f"Test: {len(data.test)} images, scored once after selection (never used to choose)."))
     else:
@@ -269,10 +274,23 @@ def _add_examples(report: Report, model: Any, data: Any, predictions: tuple, exa
         section.append(("images", shown))
     else:
         section.append(("text", "No validation image is misclassified."))
-    chosen = list(wrong[: examples // 2]) + list(np.flatnonzero(pred == y)[: examples // 2])
+    chosen = list(wrong[: examples // 2]) + _across_classes(np.flatnonzero(pred == y), y, examples // 2)
     if chosen:
         images = torch.stack([data.val[int(i)][0] for i in chosen])
         _add_grad_cam(report, model, images, [f"pred {classes[pred[i]]}" for i in chosen])
+
+
+def _across_classes(indices: np.ndarray, labels: np.ndarray, count: int) -> list[int]:
+    """Up to ``count`` of ``indices``, taken class by class in turn (the first of each class, then the second…),
+    so a few examples show every class rather than the first ones in folder order."""
+    by_class: dict[int, list[int]] = {}
+    for i in indices:
+        by_class.setdefault(int(labels[i]), []).append(int(i))
+    queues = [by_class[c] for c in sorted(by_class)]
+    picked: list[int] = []
+    for rank in range(max(map(len, queues), default=0)):
+        picked += [q[rank] for q in queues if rank < len(q)]
+    return picked[:count]
 
 
 def _add_grad_cam(report: Report, model: Any, images: torch.Tensor, captions: list[str]) -> None:
@@ -292,6 +310,11 @@ def _add_grad_cam(report: Report, model: Any, images: torch.Tensor, captions: li
 
 def _add_timing(report: Report, result: Any) -> None:
     cache = result.extra or {}
+    if "winner" in cache:  # auto: the time of every candidate; the selected one's epochs are in its own run folder
+        header = ["seconds, all candidates", "training images"]
+        values = [f"{result.train_seconds:.1f}", round(result.train_seconds * result.images_per_second)]
+        report.section("Timing").append(("table", (header, [values])))
+        return
     header = ["training seconds", "images/s (training)", "frozen-part cache seconds", "epochs run"]
     values = [
         result.train_seconds,

@@ -71,6 +71,9 @@ def test_winner_is_scored_on_the_test_split_once_after_selection(tmp_path):
     html = (tmp_path / "report.html").read_text()
     assert "What auto tried" in html and "vs selected (points ± SE)" in html
     assert all(escape(line) in html for line in result.extra["selection"])
+    tried = sum(1 for row in result.extra["auto"] if row["status"] == "ok")  # an ensemble counts as a candidate
+    assert f"auto selected {escape(result.extra['winner'])} among {tried} candidates" in html
+    assert "Best epoch" not in html and "seconds, all candidates" in html  # no single run's epochs for auto
 
 
 def test_a_budget_too_small_for_any_recipe_names_the_minimum():

@@ -130,3 +130,21 @@ def test_versus_says_behind_when_the_first_one_loses_beyond_noise():
         "A is behind B by -10.0 points on 100 test images (right on 0 where B is wrong, wrong on 10 where it is "
         "right): clearly behind (McNemar's exact p = 0.00195)."
     )
+
+
+def test_the_report_table_leaves_a_skipped_recipe_blank_and_rounds_seconds():
+    from transferkit.auto.run import report_table
+    from transferkit.auto.selection import Margin
+
+    rows = [
+        {"recipe": "features", "status": "ok", "input_size": 224, "val_accuracy": 0.9, "val_loss": 0.3,
+         "seconds": 4.84, "note": ""},
+        {"recipe": "partial", "status": "skipped", "input_size": None, "val_accuracy": None, "val_loss": None,
+         "seconds": 0.0, "note": "estimated 62 s > 29 s"},
+    ]  # fmt: skip
+    header, cells = report_table(rows, {"features": Margin(2.0, 1.5, 100, 3, 1)})
+    assert header[-2:] == ["seconds", "note"]
+    assert cells == [
+        ["features", "ok", 224, 0.9, "-2.0 ± 1.5", 0.3, "4.8", ""],
+        ["partial", "skipped", "", "", "", "", "", "estimated 62 s > 29 s"],
+    ]

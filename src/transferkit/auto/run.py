@@ -427,7 +427,14 @@ def report_table(rows: list[dict[str, Any]], margins: dict[str, Margin]) -> tupl
     header = ["recipe", "status", "input_size", "val_accuracy", "vs selected (points ± SE)", "val_loss", "seconds"]
     keys = ["recipe", "status", "input_size", "val_accuracy", None, "val_loss", "seconds"]
     margin = lambda row: margins[row["recipe"]].short() if row["recipe"] in margins else ""  # noqa: E731
-    return header + ["note"], [[row[k] if k else margin(row) for k in keys] + [row["note"]] for row in rows]
+
+    def cell(row: dict[str, Any], key: str) -> Any:  # a skipped recipe has no size, score or time: blank cells
+        value = row[key]
+        if value is None or (row["status"] != "ok" and key in ("seconds", "val_loss", "val_accuracy")):
+            return ""
+        return f"{value:.1f}" if key == "seconds" else value
+
+    return header + ["note"], [[cell(row, k) if k else margin(row) for k in keys] + [row["note"]] for row in rows]
 
 
 def _finish(winner: Trial, trials: list[Trial], data, out: Path | None, seconds: float, log, chosen) -> FitResult:

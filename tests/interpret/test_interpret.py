@@ -5,6 +5,7 @@ import pytest
 import torch
 from torch import nn
 
+from transferkit.errors import ConfigError
 from transferkit.interpret import grad_cam, linear_cka, plot_embedding, probe_layers
 from transferkit.interpret.gradcam import _as_maps, default_target_layer
 
@@ -96,3 +97,39 @@ def test_cka_by_layer_sees_which_layers_fine_tuning_changed():
     cka = cka_by_layer(before, after, layers, images)
     values = [cka[name] for name in layers]
     assert all(v == pytest.approx(1.0, abs=1e-6) for v in values[:-1]) and values[-1] < 0.99
+
+
+class _UnusedDeepBranch(nn.Module):
+    """Like a multi-depth model that taps a middle layer: the deepest conv runs, but the scores ignore it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.used = _bright_detector()
+        self.unused = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x):
+        self.unused(x)  # executed last, output dropped
+        return self.used(x)
+
+
+def test_the_default_layer_is_the_deepest_one_the_scores_depend_on():
+    model = _UnusedDeepBranch()
+    assert default_target_layer(model, 32) == "used.1"  # not "unused", the last spatial layer to run
+    image = torch.zeros(1, 3, 32, 32)
+    image[..., 4:12, 20:28] = 1.0
+    assert grad_cam(model, image, target_class=0)[0][0, 4:12, 20:28].mean() > 0.8
+    with pytest.raises(ConfigError, match="'unused' gets no gradient from the class scores"):
+        grad_cam(model, image, target_layer="unused")
+
+
+def test_a_model_without_a_network_is_refused_with_what_to_explain_instead():
+    class Classical(nn.Module):  # e.g. HOG + SVM: buffers, no parameters
+        def __init__(self) -> None:
+            super().__init__()
+            self.register_buffer("w", torch.ones(3, 2))
+
+        def forward(self, x):
+            return x.mean(dim=(2, 3)) @ self.w
+
+    with pytest.raises(ConfigError, match=r"this model has none \(a classical baseline.*RUN/candidates/NAME/best.pt"):
+        grad_cam(Classical(), torch.zeros(1, 3, 8, 8))

@@ -2,8 +2,8 @@
 
 ``relu(Σ_k α_k A^k)`` with ``A`` a layer's activation maps and ``α_k`` the spatial mean of the
 class score's gradient w.r.t. ``A^k``. The default layer is the deepest one that still has
-spatial extent (found by probing, no per-architecture table); ViT token maps are reshaped
-to their patch grid.
+spatial extent and that the class scores depend on (found by probing, no per-architecture table);
+ViT token maps are reshaped to their patch grid.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from transferkit.backbones.probe import probe_forward
 from transferkit.errors import ConfigError
 
 
@@ -33,21 +32,40 @@ def _as_maps(out: Tensor) -> Tensor | None:
 
 
 def default_target_layer(model: nn.Module, input_size: int) -> str:
-    """Path of the deepest module whose output is a spatial map (by running one probe image)."""
-    order: list[tuple[str, bool]] = []
-    hooks = [
-        (
-            module,
-            lambda _m, _i, out, name=name: order.append((name, isinstance(out, Tensor) and _as_maps(out) is not None)),
+    """Path of the deepest module whose output is a spatial map *and* reaches the class scores, found by running
+    one probe image forward and backward (a multi-depth model runs its deepest layers without using them)."""
+    param = next(model.parameters(), None)
+    if param is None:
+        raise ConfigError(
+            "Grad-CAM explains a network's feature maps; this model has none (a classical baseline such as "
+            "HOG or pixels + SVM). Explain one of the run's network candidates (RUN/candidates/NAME/best.pt)."
         )
-        for name, module in model.named_modules()
-        if name and not any(True for _ in module.children())  # leaves only: their order is execution order
-    ]
-    probe_forward(model, input_size, hooks)
-    spatial = [name for name, ok in order if ok]
-    if not spatial:
-        raise ConfigError("Grad-CAM found no layer with spatial output; pass target_layer=<module path>.")
-    return spatial[-1]
+    order: list[tuple[str, Tensor]] = []
+
+    def keep(name: str, out: object) -> None:
+        out = out[0] if isinstance(out, tuple) else out
+        if isinstance(out, Tensor) and out.requires_grad and _as_maps(out) is not None:
+            out.retain_grad()
+            order.append((name, out))
+
+    leaves = [(n, m) for n, m in model.named_modules() if n and not any(True for _ in m.children())]
+    handles = [m.register_forward_hook(lambda _m, _i, out, name=n: keep(name, out)) for n, m in leaves]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.enable_grad():
+            x = torch.zeros(1, 3, input_size, input_size, device=param.device, dtype=param.dtype, requires_grad=True)
+            model(x).float().sum().backward()
+    finally:
+        for handle in handles:
+            handle.remove()
+        model.zero_grad(set_to_none=True)
+        model.train(was_training)
+    used = [name for name, out in order if out.grad is not None]  # leaves run in execution order
+    if not used:
+        raise ConfigError("Grad-CAM found no layer with spatial output that the class scores depend on; "
+                          "pass target_layer=<module path>.")  # fmt: skip
+    return used[-1]
 
 
 def grad_cam(
@@ -88,6 +106,9 @@ def grad_cam(
         model.zero_grad(set_to_none=True)  # leave no gradients behind in the caller's model
         model.train(was_training)
     out = captured["out"]
+    if out.grad is None:
+        raise ConfigError(f"Layer {layer_name!r} gets no gradient from the class scores (the model does not use its "
+                          "output); choose a layer on the path to the scores.")  # fmt: skip
     maps, grads = _as_maps(out.detach()), _as_maps(out.grad)
     if maps is None or grads is None:
         raise ConfigError(f"Layer {layer_name!r} has no spatial output ({tuple(out.shape)}); choose an earlier layer.")

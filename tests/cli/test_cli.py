@@ -410,7 +410,7 @@ def test_plan_is_refused_outside_auto(image_folder, tmp_path):
 
 def test_rank_defaults_to_every_backbone_with_offline_weights(monkeypatch):
     import transferkit.backbones.offline as offline
-    from transferkit.cli.rank import backbone_names
+    from transferkit.cli._common import backbone_names
     from transferkit.errors import ConfigError
 
     found = [("efficientnet_lite0", "PyPI"), ("efficientnet_lite2", "PyPI"), ("efficientnet_lite0", "HF cache")]

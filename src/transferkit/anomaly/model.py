@@ -137,8 +137,8 @@ def load_anomaly_model(path: str | Path) -> AnomalyModel:
     else:
         warnings.warn(
             f"{path} does not record its input normalisation (saved by an older transferkit); scoring with "
-            f"{name}'s default mean {dc.mean} / std {dc.std}, which differs from EfficientNet-Lite's ImageNet "
-            "weights (0.5 / 0.5). Fit the model again to record it.",
+            f"{name}'s default mean {dc.mean} / std {dc.std}, which may differ from what it was fitted with "
+            "(EfficientNet-Lite's ImageNet weights use 0.5 / 0.5). Fit the model again to record it.",
             stacklevel=2,
         )
     model.method.load_state(payload["state"])

@@ -257,8 +257,8 @@ def fit_auto(
 def _trial(ledger: Ledger, decided: dict | None, allowed: float, job: tuple) -> Trial:
     """A resumed run's recorded decision, else the plan's (``--plan``), else this machine's timing."""
     name = job[0].name
-    if ledger.get(name):
-        return _replay(ledger.get(name), *job)
+    if entry := ledger.get(name):
+        return _replay(entry, *job)
     if decided is not None and name in decided:
         return _planned(ledger, decided[name], *job)
     return _try(ledger, allowed, *job)
@@ -274,11 +274,12 @@ def _try(ledger, allowed, recipe, probe, data, backbone, weights, config, folder
         log(f"[auto] {recipe.name}: skipped ({note})")
         ledger.record(recipe.name, status="skipped", estimate=cheapest, note=note)
         return Trial(recipe.name, "skipped", estimate=cheapest, note=note)
-    log(f"[auto] {recipe.name} ({recipe.about}){f' at {size} px' if size else ''}: about {seconds:.0f} s")
-    return _run(ledger, recipe, size, seconds, data, backbone, weights, cfg, folder, log)
+    return _run(ledger, recipe, size, seconds, data, backbone, weights, cfg, folder, log, f"about {seconds:.0f} s")
 
 
-def _run(ledger, recipe, size, seconds, data, backbone, weights, cfg, folder, log) -> Trial:
+def _run(ledger, recipe, size, seconds, data, backbone, weights, cfg, folder, log, why: str) -> Trial:
+    """Say what runs and why at this size (``why``), record the decision, run it, record the result."""
+    log(f"[auto] {recipe.name} ({recipe.about}){f' at {size} px' if size else ''}: {why}")
     ledger.record(recipe.name, status="running", size=size, estimate=seconds)
     trial = run_recipe(recipe, size, seconds, data, backbone, weights, cfg, folder, log)
     ledger.record(recipe.name, status=trial.status, seconds=trial.seconds, note=trial.note)
@@ -294,9 +295,8 @@ def _planned(ledger, decided, recipe, probe, data, backbone, weights, config, fo
         ledger.record(recipe.name, status="skipped", estimate=estimate_s, note=note)
         return Trial(recipe.name, "skipped", estimate=estimate_s, note=note)
     size = decided.get("size") if recipe.sizes else None
-    log(f"[auto] {recipe.name} ({recipe.about}){f' at {size} px' if size else ''}: as in the plan")
     cfg = recipe_config(recipe, config, len(data.train))
-    return _run(ledger, recipe, size, estimate_s, data, backbone, weights, cfg, folder, log)
+    return _run(ledger, recipe, size, estimate_s, data, backbone, weights, cfg, folder, log, "as in the plan")
 
 
 def _say_unplanned(decided: dict, recipes: Sequence[Recipe], plan, log) -> None:

@@ -8,6 +8,8 @@ validation drawn from the training split, the same 2,000 official test images), 
   - the same MLP head on the labelled images only (self-training's round 0);
   - ``--strategy self-training-student``: the deepest 3 layer groups fine-tuned (3 epochs) on the labelled
     images + self-training's class-balanced pseudo-labels of 80 % of the pool;
+  - ``--strategy fixmatch`` (``--methods fixmatch``): every layer trained on the labelled images and the pool's
+    weak/strong views (a GPU's recipe: its row names the device);
   - from ``results/accuracy.json`` (same subsets): pixels and HOG + RBF-SVM, and ``auto``'s labelled-only selection
     (``--refresh-copied`` re-copies them without training).
 Test accuracy is computed after selection, for the table only. The pool's features are kept in a
@@ -18,7 +20,7 @@ Each run replaces the rows of the methods it measured (same labels per class and
 so ``--methods self-training-student`` adds the student without re-running self-training.
 
 Usage: python benchmarks/bench_semi.py [--per-class 100,10] [--seeds 0,1,2] [--image-size 96]
-       [--methods self-training,self-training-student]
+       [--methods self-training,self-training-student,fixmatch] [--workers 4]
 """
 
 from __future__ import annotations
@@ -80,6 +82,25 @@ def run_student(per_class: int, seed: int, pool_idx: torch.Tensor, args) -> list
              "teacher_head": result.extra["teacher_spec"]["head"]["name"]}]  # fmt: skip
 
 
+def run_fixmatch(per_class: int, seed: int, pool_idx: torch.Tensor, args) -> list[dict]:
+    from transferkit.api import train_classifier
+    from transferkit.engine.config import TrainConfig
+    from transferkit.semi import FIXMATCH
+
+    backbone, data, base = _subset(per_class, seed, pool_idx, args)
+    config = TrainConfig(seed=seed, progress=False, num_workers=args.workers)
+    options = json.loads(args.fixmatch_options)
+    started = time.perf_counter()
+    result = train_classifier(data, backbone, FIXMATCH, config, strategy_options=options, log=print, report=False)
+    wall = time.perf_counter() - started
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+    return [{**base, "method": "fixmatch", "test_accuracy": round(result.test_metrics.accuracy, 4),
+             "wall_seconds": round(wall, 1), "val_accuracy": round(result.metrics.accuracy, 4),
+             "best_epoch": result.best_epoch + 1, "epochs": len(result.history), "device": device,
+             "options": options, "history": [{k: r.get(k) for k in ("epoch", "val_acc", "pseudo_labelled_share")}
+                                            for r in result.history]}]  # fmt: skip
+
+
 def run(per_class: int, seed: int, pool_idx: torch.Tensor, args) -> list[dict]:
     from transferkit.api import evaluate, train_classifier
     from transferkit.engine.config import TrainConfig
@@ -130,6 +151,8 @@ def main() -> None:
     parser.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "transferkit-bench-semi")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--pool", type=int, default=None, help="Use only the first N pool images (a smoke run).")
+    parser.add_argument("--workers", type=int, default=0, help="Loader workers (fixmatch's views).")
+    parser.add_argument("--fixmatch-options", default="{}", help='FixMatchConfig fields as JSON, e.g. {"epochs": 12}.')
     parser.add_argument(
         "--refresh-copied", action="store_true", help="Only re-copy the accuracy.json rows into --out (no training)."
     )
@@ -141,7 +164,7 @@ def main() -> None:
         args.out.write_text(json.dumps(measured + accuracy_rows(per_class, seeds), indent=1) + "\n")
         return
     pool = pool_indices([100, 10], [0, 1, 2])[: args.pool]  # the same pool whatever subsets this run covers
-    runners = {"self-training": run, "self-training-student": run_student}
+    runners = {"self-training": run, "self-training-student": run_student, "fixmatch": run_fixmatch}
     kept = json.loads(args.out.read_text()) if args.out.exists() else []
     rows = [r for r in kept if r.get("from") != "accuracy.json"]  # re-copied at the end
     for n in per_class:

@@ -40,7 +40,7 @@ from transferkit.engine.loop import FitResult, fit
 from transferkit.engine.metrics import Metrics, classification_metrics
 from transferkit.engine.model import TransferModel, build_model
 from transferkit.errors import ConfigError
-from transferkit.semi import SEMI_STRATEGIES, STUDENT
+from transferkit.semi import FIXMATCH, SEMI_STRATEGIES, STUDENT
 from transferkit.strategies import create_strategy
 from transferkit.strategies.layer_selection import select_layers
 from transferkit.strategies.sklearn_probe import CLASSICAL_BASELINES
@@ -188,6 +188,7 @@ STRATEGY_OPTIONS = {
     "discriminative": {"ratio"},
     "progressive": {"epochs_per_stage", "ratio"},
     "lp-ft": {"probe_epochs", "ft_lr_scale", "freeze_bn"},
+    FIXMATCH: {"threshold", "mu", "weight", "epochs", "lr", "batch_size", "ema_decay", "warmup_epochs", "min_steps"},
 }
 
 
@@ -277,6 +278,10 @@ def train_classifier(
     if source is not None:
         bb = create_backbone(source)
         data = rebind(data, bb.data_config)
+    if strategy == FIXMATCH:
+        options = _strategy_options(strategy, strategy_options or {})
+        result = _fit_fixmatch(data, bb, config, head, head_options, options, layers, out, resume, log)
+        return _score_and_report(result, data, config, strategy, report, log)
     semi = strategy in SEMI_STRATEGIES
     student = copy.deepcopy(bb) if strategy == STUDENT else None  # the pretrained weights, unwrapped
     bb, train_features = with_layers(bb, layers or ("auto" if semi else None), data, config, log, classical=semi)
@@ -299,6 +304,11 @@ def train_classifier(
         )  # fmt: skip
     else:
         result = _fit_trained(data, bb, strategy, config, head, head_options, strategy_options, out, resume, log)
+    return _score_and_report(result, data, config, strategy, report, log)
+
+
+def _score_and_report(result: FitResult, data: Data, config: TrainConfig, strategy: str, report: bool, log):
+    """Score the selected model on the test split (once, after selection) and write the report."""
     if data.test is not None:
         result.test_metrics = _score_test(result, data.test, config, log)
     if report and result.run_dir is not None and _is_rank_zero():
@@ -307,6 +317,20 @@ def train_classifier(
         html_path, _ = fit_report(result.run_dir, result.model, data, result, strategy)
         log(f"Report: {html_path} (and report.md)")
     return result
+
+
+def _fit_fixmatch(data, bb, config, head, head_options, options, layers, out, resume, log) -> FitResult:
+    """FixMatch: ``bb`` with a new head, every layer trained on ``data`` and ``data.unlabeled``; ``options``:
+    :class:`~transferkit.semi.fixmatch.FixMatchConfig` fields."""
+    from transferkit.semi.fixmatch import FixMatchConfig, fit_fixmatch
+
+    if layers is not None:
+        raise ConfigError(f"FixMatch trains the backbone's own output; --layers {layers} applies to frozen "
+                          "features (self-training). Leave out --layers.")  # fmt: skip
+    model = build_model(bb, len(data.classes), data.classes, head, data_config=data.data_config, **(head_options or {}))
+    log(f"Backbone {bb.name}: {sum(p.numel() for p in bb.parameters()):,} parameters. Data: {data.summary()}.")
+    return fit_fixmatch(model, data, data.unlabeled, config, FixMatchConfig(**options), out, resume, log,
+                        run_config=_run_config(data))  # fmt: skip
 
 
 def _fit_auto(data, backbone, config, weights, out, time_budget, log, report, resume, plan) -> FitResult:

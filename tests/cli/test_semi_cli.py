@@ -96,3 +96,19 @@ def test_layers_auto_of_self_training_tries_each_candidate_with_and_without_hog(
     tried = [names for names, _ in choice.scores]
     assert any(n[-1] == "hog" for n in tried) and any("hog" not in n for n in tried)
     assert f"--layers auto chose {', '.join(choice.layers)}" in result.output
+
+
+def test_fixmatch_takes_its_options_and_only_the_schedule_flags_given(tmp_path):
+    import yaml
+
+    data = write_class_images(tmp_path / "data")
+    pool = _unlabelled(tmp_path / "pool")  # gray, RGB and 16-bit images of other sizes: read like the labelled
+    out = tmp_path / "run"
+    args = ["fit", str(data), "--unlabeled", str(pool), "--strategy", "fixmatch", "--out", str(out), *NET]
+    result = runner.invoke(app, [*args, "--fixmatch-options", "threshold=0.8,mu=2,min_steps=2", "--epochs", "2"])
+    assert result.exit_code == 0, result.output
+    assert "labelled, 9 unlabelled images (τ=0.8, μ=2, λ=1)" in result.output
+    saved = yaml.safe_load((out / "config.yaml").read_text())
+    assert saved["fixmatch"]["epochs"] == 2 and saved["train"]["epochs"] == 2  # --epochs given
+    assert saved["train"]["batch_size"] == 64 and saved["train"]["lr"] == 5e-4  # FixMatch's, not fit's defaults
+    assert (out / "best.pt").exists() and (out / "report.html").exists()

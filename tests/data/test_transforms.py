@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 import torch
+import torchvision.transforms.v2 as T
 
 from transferkit.data import TensorImageDataset, build_transforms, compute_mean_std
 from transferkit.data.transforms import RandomRot90
@@ -89,3 +90,34 @@ def test_transform_batch_equals_one_call_per_image_in_order():
     ]
     expected = torch.stack([transform(image) for image in images])
     torch.testing.assert_close(transform_batch(transform, images), expected, rtol=0, atol=1e-6)
+
+
+class _Spy(torch.nn.Module):
+    """A policy that records the size of what it was given and returns it unchanged."""
+
+    def __init__(self):
+        super().__init__()
+        self.sizes = []
+
+    def forward(self, image):
+        self.sizes.append(tuple(image.shape[-2:]))
+        return image
+
+
+@pytest.mark.parametrize("source, policy_size", [((20, 24), (20, 24)), ((40, 50), (32, 32))])
+def test_a_policy_runs_at_the_smaller_of_the_source_and_output_sizes(source, policy_size):
+    from transferkit.data.transforms import PolicyAtSmallerSize
+
+    spy = _Spy()
+    step = PolicyAtSmallerSize(T.Resize((32, 32), antialias=True), spy, 32)
+    out = step(torch.rand(3, *source))
+    assert spy.sizes == [policy_size] and out.shape == (3, 32, 32)
+
+
+def test_randaugment_on_a_small_gray_image_runs_on_one_plane_and_keeps_it_gray():
+    transform = build_transforms("light", 32, [0.5] * 3, [0.5] * 3, True, "randaugment")
+    torch.manual_seed(0)
+    gray = torch.rand(1, 12, 12).expand(3, 12, 12)
+    for _ in range(20):
+        out = transform(gray)
+        assert out.shape == (3, 32, 32) and torch.equal(out[0], out[1]) and torch.equal(out[1], out[2])

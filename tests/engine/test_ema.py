@@ -50,3 +50,17 @@ def test_resume_with_ema_continues_exactly(tmp_path):
     assert [r["val_loss"] for r in resumed.history] == [r["val_loss"] for r in full.history]
     for (name, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
         assert torch.equal(a, b), name
+
+
+def test_a_probe_solved_in_one_step_is_what_the_ema_validates():
+    """LP-FT with EMA: the average starts from the solved probe (it was the random head before: val at chance)."""
+    runs = []
+    for decay in (0.0, 0.999):
+        torch.manual_seed(0)
+        backbone, data = tiny_data()
+        cfg = config(epochs=2, ema_decay=decay)
+        options = {"probe_epochs": 1}
+        runs.append(train_classifier(data, backbone, "lp-ft", cfg, strategy_options=options, log=quiet, report=False))
+    probe_without, probe_with = (run.history[0] for run in runs)
+    assert probe_with["val_loss"] == pytest.approx(probe_without["val_loss"], abs=1e-6)
+    assert probe_with["val_acc"] == probe_without["val_acc"] > 0.9

@@ -20,13 +20,14 @@ def fit(
         "auto",
         help="auto (try budgeted recipes incl. classical baselines, keep the best on validation), "
         "feature-extraction, fine-tune, partial, discriminative, progressive, lp-ft, sklearn-logreg, sklearn-svm, "
-        "sklearn-hog-svm, sklearn-pixels-svm, self-training or self-training-student (need --unlabeled), "
+        "sklearn-hog-svm, sklearn-pixels-svm, self-training, self-training-student or fixmatch (need --unlabeled; "
+        "fixmatch trains every layer on the unlabelled images' weak/strong views: a GPU's recipe), "
         "or PEFT: lora, adapter, bitfit, prompt.",
     ),
     unlabeled: Optional[Path] = typer.Option(
         None,
         help="Folder of unlabelled images (any depth): auto adds the recipes that learn from them "
-        "(self-training, self-training-student).",
+        "(self-training, self-training-student); --strategy fixmatch learns from them too.",
     ),
     time_budget: str = typer.Option("10m", help="auto: wall-clock budget for all recipes, e.g. 600, 10m, 1h."),
     plan: Optional[Path] = typer.Option(
@@ -49,6 +50,12 @@ def fit(
     ),
     peft_options: Optional[str] = typer.Option(
         None, help="lora/adapter/prompt options as key=value,... e.g. r=4,alpha=8 (lora), reduction=16, pad=8."
+    ),
+    fixmatch_options: Optional[str] = typer.Option(
+        None,
+        help="fixmatch: threshold=0.95,mu=7,weight=1,min_steps=50 (key=value,...). Its schedule (12 epochs, "
+        "lr 5e-4, batch 64, EMA 0.999, 1 warm-up epoch) yields to --epochs, --lr, --batch-size, --ema-decay and "
+        "--warmup-epochs when given.",
     ),
     head: str = typer.Option("linear", help="linear or mlp."),
     head_dropout: float = typer.Option(0.0, help="Dropout before the head's last Linear."),
@@ -127,7 +134,7 @@ def fit(
         train_config(p),
         head=p["head"],
         head_options=head_options,
-        strategy_options={k: p[k] for k in [*strategy_option_names(p["strategy"]), "peft_options"] if k in p},
+        strategy_options=_strategy_options(ctx, p, strategy_option_names),
         out=p["out"],
         resume=p["resume"],
         layers=p.get("layers"),
@@ -147,3 +154,19 @@ def fit(
         typer.echo(f"test accuracy {t.accuracy:.4f}, macro F1 {t.f1:.4f} (test split, scored once after selection)")
     if result.run_dir is not None:
         typer.echo(f"run folder: {result.run_dir} (best.pt, best_metrics.json, report.html, …)")
+
+
+FIXMATCH_SCHEDULE = ("epochs", "lr", "batch_size", "ema_decay", "warmup_epochs")  # FixMatch's own unless given
+
+
+def _strategy_options(ctx: typer.Context, p: dict, names) -> dict:
+    """The options ``p["strategy"]`` takes; fixmatch's from ``--fixmatch-options`` plus the schedule flags given
+    on the command line or in the config file (their defaults are other strategies')."""
+    if p["strategy"] != "fixmatch":
+        return {k: p[k] for k in [*names(p["strategy"]), "peft_options"] if k in p}
+    options = parse_key_values(p.get("fixmatch_options"))
+    for name in FIXMATCH_SCHEDULE:
+        source = ctx.get_parameter_source(name)
+        if (source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")) or p[name] != ctx.params[name]:
+            options[name] = p[name]
+    return options

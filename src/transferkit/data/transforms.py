@@ -55,6 +55,22 @@ class SharedChannels(nn.Module):
         return self.inner(image)
 
 
+class PolicyAtSmallerSize(nn.Module):
+    """``resize`` then ``policy`` — or, for an image with fewer pixels than the output, ``policy`` then
+    ``resize``: an augmentation policy (RandAugment's rotations, shears, colour operations) then runs on
+    the fewer pixels. A 28-pixel scan upscaled to 96 pixels is augmented at 28 (an eighth of the work).
+    Both orders are the same augmentations up to resampling."""
+
+    def __init__(self, resize: nn.Module, policy: nn.Module, size: int) -> None:
+        super().__init__()
+        self.resize, self.policy, self.pixels = resize, SharedChannels(policy), size * size
+
+    def forward(self, image: Tensor) -> Tensor:
+        if image.shape[-2] * image.shape[-1] < self.pixels:
+            return self.resize(self.policy(image))
+        return self.policy(self.resize(image))
+
+
 def transform_batch(transform: nn.Module, images: list[Tensor]) -> Tensor:
     """``torch.stack([transform(x) for x in images])`` for a deterministic (evaluation) transform, with one
     call per distinct image size instead of one per image (torchvision's kernels take batches): what a
@@ -118,12 +134,11 @@ def build_transforms(
             RandomRot90(),
             T.ColorJitter(brightness=0.1, contrast=0.1),
         ]
-    if train and auto_augment == "randaugment":
-        steps.append(T.RandAugment(interpolation=policy))
-    elif train and auto_augment == "trivialaugment":
-        steps.append(T.TrivialAugmentWide(interpolation=policy))
-    elif auto_augment not in ("none", "randaugment", "trivialaugment"):
+    policies = {"randaugment": T.RandAugment, "trivialaugment": T.TrivialAugmentWide}
+    if auto_augment not in ("none", *policies):
         raise ConfigError(f"auto_augment must be none, randaugment or trivialaugment, got {auto_augment!r}.")
+    if train and auto_augment in policies:  # next to the step that sets the size: at the smaller of the two
+        steps[0] = PolicyAtSmallerSize(steps[0], policies[auto_augment](interpolation=policy), size)
     steps.append(T.Normalize(list(mean), list(std)))
     if train and preset == "strong":
         steps.append(T.RandomErasing(p=0.25))

@@ -225,14 +225,18 @@ class ClassificationTask(StrategyTask):
                 torch.manual_seed(derive_seed(self.config.seed, epoch % len(self.cache.views), "loader"))
                 self.cached(self.level, epoch)
 
-    def loader(self, dataset: Dataset, epoch: int, shuffle: bool = True) -> DataLoader:
-        """Epoch ``epoch``'s batches of ``dataset``.
+    def loader(
+        self, dataset: Dataset, epoch: int, shuffle: bool = True, batch_size: int | None = None, weighted: bool = True
+    ) -> DataLoader:
+        """Epoch ``epoch``'s batches of ``dataset`` (``batch_size``: the config's by default; ``weighted``: draw
+        by the class-balancing weights, which belong to the training set).
 
         With loader workers (images, not cached tensors) one loader serves the whole run, so its workers
         start once; its items are seeded by ``(seed, epoch, index)`` (:class:`EpochItems`), so the batches
         do not depend on the number of workers and a resumed run sees the same ones.
         """
         persistent = self.config.num_workers > 0 and not isinstance(dataset, TensorDataset)
+        batch_size = batch_size or self.config.batch_size
         key = (id(dataset), shuffle)
         if persistent and key in self._loaders:
             sampler, loader = self._loaders[key]
@@ -242,7 +246,7 @@ class ClassificationTask(StrategyTask):
             len(dataset),
             seed=self.config.seed,
             shuffle=shuffle,
-            weights=self.sample_weights if shuffle else None,
+            weights=self.sample_weights if shuffle and weighted else None,
             rank=self.fabric.global_rank,
             world_size=self.fabric.world_size,
             epoch=epoch,
@@ -250,14 +254,14 @@ class ClassificationTask(StrategyTask):
         )
         loader = DataLoader(
             EpochItems(dataset, self.config.seed) if persistent else dataset,
-            batch_size=self.config.batch_size,
+            batch_size=batch_size,
             sampler=sampler,
             num_workers=0 if isinstance(dataset, TensorDataset) else self.config.num_workers,
             persistent_workers=persistent,
             pin_memory=self.fabric.device.type == "cuda" and not isinstance(dataset, TensorDataset),
             generator=torch.Generator().manual_seed(derive_seed(self.config.seed, epoch, "loader")),
             # a last training batch of one image breaks BatchNorm in heads (MLP) and carries no statistics
-            drop_last=shuffle and _lone_last_batch(len(sampler), self.config.batch_size),
+            drop_last=shuffle and _lone_last_batch(len(sampler), batch_size),
         )
         wrapped = self.fabric.setup_dataloaders(loader, use_distributed_sampler=False)
         if persistent:
@@ -320,6 +324,8 @@ class ClassificationTask(StrategyTask):
             features, labels = torch.cat([v[0] for v in views]), torch.cat([v[1] for v in views])
             probe = linear_probe(features, labels, self.num_classes, Cs=(chosen.C,), label_smoothing=smoothing)
         load_into_head(probe, self.raw.head)
+        if self.ema is not None:  # the validated average starts from the solved head, not the random one
+            self.ema.module.load_state_dict(self.raw.state_dict())
         features, labels = views[0]
         logits = probe.logits(features)
         self.solved = f"C={chosen.C:g}, 3-fold CV accuracy {chosen.cv_accuracy:.3f}"

@@ -71,6 +71,7 @@ def fit(
     run_config: dict[str, Any] | None = None,
     log: Callable[[str], None] = print,
     callbacks: Sequence[Callback] = (),
+    make_task: Callable[..., ClassificationTask] = ClassificationTask,
 ) -> FitResult:
     """Train ``model`` on ``train`` with ``strategy``, validating on ``val`` every epoch.
 
@@ -88,6 +89,8 @@ def fit(
         run_config: Extra facts written to ``config.yaml`` (data paths, backbone...).
         log: Where the one-line-per-epoch summary goes.
         callbacks: More callbacks, run after the built-in ones at every hook.
+        make_task: Builds the task from ``(model, strategy, train, val, config, fabric, train_views, log)``:
+            :class:`ClassificationTask` or a subclass (FixMatch's adds unlabelled images to its steps).
 
     Example:
         >>> from transferkit import build_model, create_strategy, TrainConfig, fit  # doctest: +SKIP
@@ -100,7 +103,7 @@ def fit(
     out_path = run_dir.prepare(out) if out is not None and fabric.is_global_zero else (Path(out) if out else None)
     if resume and out_path is None:
         raise ConfigError("Nothing to resume: no run folder given. Pass the folder of the run (--out).")
-    task = ClassificationTask(model, strategy, train, val, config, fabric, train_views, log)
+    task = make_task(model, strategy, train, val, config, fabric, train_views, log)
     facts = run_dir.run_facts(config, strategy, model.spec(), run_config)
     trainer = Trainer(
         fabric,

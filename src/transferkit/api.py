@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from transferkit.data import (
 )
 from transferkit.data.images import DEFAULT_MAX_PIXELS
 from transferkit.engine.cache import extract_features
-from transferkit.engine.config import TrainConfig, frozen_autocast_dtype
+from transferkit.engine.config import TrainConfig, frozen_autocast_dtype, trains_on_gpu
 from transferkit.engine.distributed import dataset_logits, make_fabric
 from transferkit.engine.frozen_fit import fit_frozen
 from transferkit.engine.loop import FitResult, fit
@@ -41,6 +42,7 @@ from transferkit.engine.metrics import Metrics, classification_metrics
 from transferkit.engine.model import TransferModel, build_model
 from transferkit.errors import ConfigError
 from transferkit.semi import FIXMATCH, SEMI_STRATEGIES, STUDENT
+from transferkit.semi.fixmatch import FixMatchConfig
 from transferkit.strategies import create_strategy
 from transferkit.strategies.layer_selection import select_layers
 from transferkit.strategies.sklearn_probe import CLASSICAL_BASELINES
@@ -188,7 +190,7 @@ STRATEGY_OPTIONS = {
     "discriminative": {"ratio"},
     "progressive": {"epochs_per_stage", "ratio"},
     "lp-ft": {"probe_epochs", "ft_lr_scale", "freeze_bn"},
-    FIXMATCH: {"threshold", "mu", "weight", "epochs", "lr", "batch_size", "ema_decay", "warmup_epochs", "min_steps"},
+    FIXMATCH: {field.name for field in dataclasses.fields(FixMatchConfig)},
 }
 
 
@@ -322,7 +324,7 @@ def _score_and_report(result: FitResult, data: Data, config: TrainConfig, strate
 def _fit_fixmatch(data, bb, config, head, head_options, options, layers, out, resume, log) -> FitResult:
     """FixMatch: ``bb`` with a new head, every layer trained on ``data`` and ``data.unlabeled``; ``options``:
     :class:`~transferkit.semi.fixmatch.FixMatchConfig` fields."""
-    from transferkit.semi.fixmatch import FixMatchConfig, fit_fixmatch
+    from transferkit.semi.fixmatch import fit_fixmatch
 
     if layers is not None:
         raise ConfigError(f"FixMatch trains the backbone's own output; --layers {layers} applies to frozen "
@@ -340,7 +342,7 @@ def _fit_auto(data, backbone, config, weights, out, time_budget, log, report, re
     native = (create_backbone(backbone, weights=None) if isinstance(backbone, str) else backbone).data_config
     size = data.data_config.input_size
     fixed = size if size != native.input_size else None  # an explicit --image-size applies to every recipe
-    recipes = recipes_for(data.unlabeled is not None)
+    recipes = recipes_for(data.unlabeled is not None, gpu=trains_on_gpu(config))
     result = fit_auto(
         data, backbone, config, weights, out, time_budget, recipes, log=log, image_size=fixed, resume=resume, plan=plan
     )

@@ -247,6 +247,32 @@ def test_the_teachers_and_the_students_estimates_count_every_pass_by_hand():
     assert estimate(STUDENT_RECIPE, None, Probe(), data, cfg) == pytest.approx(teacher + student)
 
 
+def test_fixmatch_is_tried_only_on_a_gpu_and_its_estimate_counts_every_step_by_hand():
+    from transferkit.auto.recipes import FIXMATCH_RECIPE, recipes_for
+    from transferkit.auto.run import EPOCH_OVERHEAD, RECIPE_OVERHEAD, estimate
+
+    assert FIXMATCH_RECIPE not in recipes_for(unlabeled=True) and FIXMATCH_RECIPE not in recipes_for(False, gpu=True)
+    assert recipes_for(unlabeled=True, gpu=True)[-1] == FIXMATCH_RECIPE and FIXMATCH_RECIPE.trained
+
+    class Probe:  # fixed per-image seconds: forward 1 ms, a training step 10 ms, loading 2 ms
+        def forward(self, size):
+            return 0.001
+
+        def train(self, size, groups=-1):
+            return 0.010
+
+        def load(self, dataset, size):
+            return 0.002
+
+    backbone, data = tiny_data(n_per_class=8)  # 24 train, 12 val images
+    data.unlabeled = TensorImageDataset(torch.rand(5000, 3, 16, 16), [-1] * 5000)
+    # an epoch: max(⌈24/64⌉, ⌈5000/448⌉ = 12, 50 min_steps) = 50 steps of 64 + 2·448 training images and
+    # 64 + 448 loaded; 11 such epochs after the probe (24 + 12 images' features and a 5 s solve), each validated
+    step = (64 + 896) * 0.010 + (64 + 448) * 0.002
+    by_hand = RECIPE_OVERHEAD + 12 * EPOCH_OVERHEAD + (36 * 0.001 + 5.0) + 11 * (50 * step + 12 * 0.001)
+    assert estimate(FIXMATCH_RECIPE, 96, Probe(), data, config()) == pytest.approx(by_hand)
+
+
 def test_a_strategy_that_would_ignore_the_unlabelled_images_says_so():
     backbone, data = tiny_data()
     data.unlabeled = TensorImageDataset(torch.rand(3, 3, 16, 16), [-1] * 3)

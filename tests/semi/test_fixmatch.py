@@ -1,6 +1,7 @@
 """FixMatch: its unlabelled loss against hand-computed numbers, its steps, its schedule, exact resume, and the
 contract that with λ = 0 the unlabelled images change nothing."""
 
+import functools
 import math
 
 import pytest
@@ -43,16 +44,16 @@ def test_the_schedule_keeps_the_users_seed_and_devices_and_never_smooths_labels(
         FixMatchConfig(threshold=1.5)
 
 
-def _data(pool_seed=1):
+def _data(pool_seed=1, preset="none"):
     torch.manual_seed(0)
-    backbone, data = tiny_data(n_per_class=8)  # 24 labelled images
+    backbone, data = tiny_data(n_per_class=8, preset=preset)  # 24 labelled images
     data.unlabeled = TensorImageDataset(torch.rand(30, 3, 16, 16, generator=torch.Generator().manual_seed(pool_seed)),
                                         [-1] * 30)  # fmt: skip
     return backbone, data
 
 
-def _fit(out=None, log=quiet, resume=False, pool_seed=1, **options):
-    backbone, data = _data(pool_seed)
+def _fit(out=None, log=quiet, resume=False, pool_seed=1, preset="none", **options):
+    backbone, data = _data(pool_seed, preset)
     opts = {**OPTIONS, **options}
     return train_classifier(data, backbone, FIXMATCH, config(), strategy_options=opts, out=out, resume=resume,
                             log=log, report=False)  # fmt: skip
@@ -91,13 +92,15 @@ def test_with_weight_zero_the_unlabelled_images_change_nothing(tmp_path):
     assert any(not torch.equal(a[k], c[k]) for k in a)
 
 
-def test_a_killed_fixmatch_run_resumes_exactly(tmp_path):
-    full = _fit(tmp_path / "full")
+@pytest.mark.parametrize("augment_on", ["loader", "device"])
+def test_a_killed_fixmatch_run_resumes_exactly(tmp_path, augment_on):
+    run = functools.partial(_fit, preset="light", augment_on=augment_on)
+    full = run(tmp_path / "full")
     with pytest.raises(KeyboardInterrupt):  # killed when its 3rd epoch ends, before that epoch is saved
-        _fit(tmp_path / "killed", log=dying_log(3))
+        run(tmp_path / "killed", log=dying_log(3))
     assert len(load_checkpoint(tmp_path / "killed" / "last.pt")["history"]) == 2
     lines: list[str] = []
-    resumed = _fit(tmp_path / "killed", resume=True, log=lines.append)
+    resumed = run(tmp_path / "killed", resume=True, log=lines.append)
     assert [line.split()[1] for line in lines if EPOCH_LINE.match(line)] == ["3/3"]
     assert [r["train_loss"] for r in resumed.history] == [r["train_loss"] for r in full.history]
     for (name, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
@@ -128,3 +131,30 @@ def test_options_that_fixmatch_cannot_take_are_clear_errors():
     data.unlabeled = None
     with pytest.raises(ConfigError, match="give them with --unlabeled"):
         train_classifier(data, backbone, FIXMATCH, config(), log=quiet)
+
+
+def test_views_are_made_on_the_gpu_only_for_the_preset_they_reproduce():
+    from transferkit.semi.fixmatch import views_on_device
+
+    cpu = TrainConfig(accelerator="cpu")
+    assert views_on_device(FixMatchConfig(), cpu, "light") == (False, "made by the loader's workers (no GPU)")
+    assert views_on_device(FixMatchConfig(augment_on="device"), cpu, "light")[0]
+    with pytest.raises(ConfigError, match="reproduce the 'light' preset.*got preset 'microscopy'"):
+        views_on_device(FixMatchConfig(augment_on="device"), cpu, "microscopy")
+
+
+def test_device_views_give_each_step_the_labelled_weak_and_the_pools_weak_and_strong_views(monkeypatch):
+    from transferkit.semi import fixmatch
+
+    seen = []
+    real = fixmatch.DeviceViews.forward
+
+    def spy(self, images, pool):
+        seen.append((images.dtype, tuple(images.shape), pool.dtype, tuple(pool.shape)))
+        return real(self, images, pool)
+
+    monkeypatch.setattr(fixmatch.DeviceViews, "forward", spy)
+    result = _fit(preset="light", augment_on="device")
+    assert len(seen) == 2 * 5 and result.history[-1]["pseudo_labelled_share"] is not None
+    # the loader gives uint8 images at the input size (the tiny backbone's 16 px); the views are made here
+    assert seen[0] == (torch.uint8, (8, 3, 16, 16), torch.uint8, (16, 3, 16, 16))

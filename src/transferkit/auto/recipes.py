@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from transferkit.semi import SELF_TRAINING, STUDENT
+from transferkit.semi import FIXMATCH, SELF_TRAINING, STUDENT
 from transferkit.strategies.sklearn_probe import CLASSICAL_BASELINES
 
 
@@ -118,12 +118,22 @@ STUDENT_RECIPE = Recipe(
     "fine-tuned on labelled + pseudo-labelled images, 3 epochs (tried only with --unlabeled)",
 )
 
+FIXMATCH_RECIPE = Recipe(
+    FIXMATCH,
+    FIXMATCH,
+    sizes=(160, 128, 112, 96),
+    share=0.6,
+    about="a probe, then every layer trained on the labelled images and the --unlabeled images' weak/strong views "
+    "(FixMatch; tried only with --unlabeled on a GPU)",
+)
+
 SEMI_RECIPES = (SEMI_RECIPE, STUDENT_RECIPE)  # added to auto's recipes when there are unlabelled images
 
 
-def recipes_for(unlabeled: bool) -> tuple[Recipe, ...]:
+def recipes_for(unlabeled: bool, gpu: bool = False) -> tuple[Recipe, ...]:
     """``auto``'s recipes, cheapest first; with unlabelled images, self-training after the other frozen-feature
-    recipes and before the fine-tuning ones, the student last.
+    recipes and before the fine-tuning ones, the student last, and on a GPU FixMatch after it (on a CPU it
+    trains ~12 images/s at 96 px: it would never fit a budget).
 
     Order matters for the budget: a recipe may use what the *trained* recipes after it do not need
     (:func:`~transferkit.auto.run.allowance`), so a frozen recipe placed after them gets only what they
@@ -132,4 +142,5 @@ def recipes_for(unlabeled: bool) -> tuple[Recipe, ...]:
     if not unlabeled:
         return DEFAULT_RECIPES
     first_trained = next(i for i, recipe in enumerate(DEFAULT_RECIPES) if recipe.trained)
-    return (*DEFAULT_RECIPES[:first_trained], SEMI_RECIPE, *DEFAULT_RECIPES[first_trained:], STUDENT_RECIPE)
+    recipes = (*DEFAULT_RECIPES[:first_trained], SEMI_RECIPE, *DEFAULT_RECIPES[first_trained:], STUDENT_RECIPE)
+    return (*recipes, FIXMATCH_RECIPE) if gpu else recipes

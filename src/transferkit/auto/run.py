@@ -44,7 +44,7 @@ from transferkit.engine.ensemble import EnsembleModel
 from transferkit.engine.loop import FitResult
 from transferkit.engine.metrics import Metrics, classification_metrics
 from transferkit.errors import ConfigError, DataError
-from transferkit.semi import SELF_TRAINING, SEMI_STRATEGIES, STUDENT
+from transferkit.semi import FIXMATCH, SELF_TRAINING, SEMI_STRATEGIES, STUDENT
 
 INHERITED = ("seed", "precision", "num_workers", "accelerator", "devices", "num_nodes", "top_k", "channels_last")
 INHERITED += ("cache_max_gb", "cache_dir", "progress")
@@ -126,6 +126,8 @@ def estimate(recipe: Recipe, size: int | None, probe: CostProbe, data, cfg: Trai
         return RECIPE_OVERHEAD + images * HOG_SECONDS_PER_IMAGE + svm_seconds(n_train)
     size = size or data.data_config.input_size  # recipes without sizes run at the data's size
     forward = probe.forward(size)
+    if recipe.strategy == FIXMATCH:
+        return _fixmatch(size, probe, data, forward)
     if recipe.strategy == STUDENT:  # its teacher (self-training), then the student's epochs
         return estimate(dataclasses.replace(recipe, strategy=SELF_TRAINING), size, probe, data, cfg) + _student(
             size, probe, data, forward
@@ -165,6 +167,23 @@ def _student(size: int, probe: CostProbe, data, forward: float) -> float:
     fixed = RECIPE_OVERHEAD + settings.epochs * EPOCH_OVERHEAD
     step = probe.train(size, settings.groups)
     return fixed + _partial(images, images, len(data.val), settings.epochs, forward, load, step)
+
+
+def _fixmatch(size: int, probe: CostProbe, data, forward: float) -> float:
+    """Seconds of FixMatch: the probe (the labelled and validation images' features once), then its epochs of
+    steps, each B labelled + μB unlabelled images loaded and (1 + 2μ)·B training images (weak and strong views)."""
+    from transferkit.api import rebind
+    from transferkit.semi.fixmatch import FixMatchConfig
+
+    settings = FixMatchConfig()
+    n_train, n_val, pool = len(data.train), len(data.val), len(data.unlabeled)
+    b, u = settings.batch_size, settings.mu * settings.batch_size
+    steps = max(math.ceil(n_train / b), math.ceil(pool / u), settings.min_steps)
+    load = probe.load(rebind(data, data.data_config, size).train, size)
+    step = (b + 2 * u) * probe.train(size) + (b + u) * load
+    probe_stage = (n_train + n_val) * forward + 5.0  # + the L-BFGS solve
+    trained = (settings.epochs - 1) * (steps * step + n_val * forward)  # the first epoch is the probe
+    return RECIPE_OVERHEAD + settings.epochs * EPOCH_OVERHEAD + probe_stage + trained
 
 
 def _groups(recipe: Recipe, backbone) -> int:

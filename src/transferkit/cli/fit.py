@@ -27,7 +27,7 @@ def fit(
     unlabeled: Optional[Path] = typer.Option(
         None,
         help="Folder of unlabelled images (any depth): auto adds the recipes that learn from them "
-        "(self-training, self-training-student); --strategy fixmatch learns from them too.",
+        "(self-training, self-training-student, and fixmatch on a GPU).",
     ),
     time_budget: str = typer.Option("10m", help="auto: wall-clock budget for all recipes, e.g. 600, 10m, 1h."),
     plan: Optional[Path] = typer.Option(

@@ -142,6 +142,11 @@ def _cpu_has_native_bf16() -> bool:
         return False
 
 
+def trains_on_gpu(config: TrainConfig) -> bool:
+    """Whether ``config`` trains on a CUDA device (``accelerator`` auto or cuda, and one is there)."""
+    return config.accelerator in ("auto", "cuda", "gpu") and torch.cuda.is_available()
+
+
 def resolve_precision(precision: str, accelerator: str) -> str:
     """Training precision. ``auto`` → fp16 mixed on CUDA (bf16 where supported), fp32 on CPU.
 

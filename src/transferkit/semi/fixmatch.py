@@ -31,15 +31,19 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 from torch.nn import functional as F
 from torch.utils.data import Dataset
 
+from transferkit.data.batch_views import BatchViews
+from transferkit.data.dataset import WithTransform
+from transferkit.data.transforms import resized_uint8
 from transferkit.engine.classification import ClassificationTask
-from transferkit.engine.config import TrainConfig
+from transferkit.engine.config import TrainConfig, trains_on_gpu
 from transferkit.engine.trainer import StepOutput
 from transferkit.errors import ConfigError
 
+AUGMENT_ON = ("auto", "device", "loader")
 UNLABELLED_KEYS = 1 << 40  # the unlabelled loader's sampler epochs start here: its orders and augmentations
 # never share a seed with the labelled loader's
 
@@ -55,6 +59,7 @@ class FixMatchConfig:
     ema_decay: float = 0.999
     warmup_epochs: float = 1.0
     min_steps: int = 50  # per epoch: small sets still get enough steps
+    augment_on: str = "auto"  # device: views made on the GPU (batch_views); loader: by the loader's workers
 
     def __post_init__(self) -> None:
         checks = [
@@ -62,6 +67,7 @@ class FixMatchConfig:
             (self.mu >= 1, f"mu must be >= 1, got {self.mu}"),
             (self.weight >= 0, f"weight must be >= 0, got {self.weight}"),
             (self.epochs >= 2, f"epochs must be >= 2 (a probe, then FixMatch), got {self.epochs}"),
+            (self.augment_on in AUGMENT_ON, f"augment_on must be one of {AUGMENT_ON}, got {self.augment_on!r}"),
         ]
         problems = [message for ok, message in checks if not ok]
         if problems:
@@ -108,6 +114,20 @@ class TwoViews(Dataset):
         return (self.weak(image), self.strong(image)), -1
 
 
+class DeviceViews(nn.Module):
+    """The views made on the device: the loader gives resized uint8 images (labelled and unlabelled), and
+    each step gets the labelled images' weak view and the pool's weak and strong views of one batch each."""
+
+    def __init__(self, labelled: Dataset, size: int, mean, std) -> None:
+        super().__init__()
+        self.labelled = labelled
+        self.weak, self.strong = BatchViews(size, mean, std, strong=False), BatchViews(size, mean, std, strong=True)
+
+    def forward(self, images: Tensor, pool: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        with torch.autocast(images.device.type, enabled=False):  # resampling and colours in float32
+            return self.weak(images), self.weak(pool), self.strong(pool)
+
+
 class _Steps:
     """One epoch's ``steps`` pairs of (labelled batch, unlabelled batch); each loader restarts when it runs out."""
 
@@ -126,7 +146,7 @@ class _Steps:
 
     def __iter__(self) -> Iterator[Any]:
         task = self.task
-        labelled = self._cycle(task.train_set, 0, task.config.batch_size, True)
+        labelled = self._cycle(task.labelled, 0, task.config.batch_size, True)
         unlabelled = self._cycle(task.unlabeled, UNLABELLED_KEYS, task.unlabelled_batch, False)
         for _, pair in zip(range(self.steps), zip(labelled, unlabelled)):
             yield pair
@@ -140,13 +160,17 @@ class FixMatchTask(ClassificationTask):
 
     name = "fixmatch"
 
-    def __init__(self, *args: Any, unlabeled: TwoViews, cfg: FixMatchConfig) -> None:
-        """``args``: :class:`ClassificationTask`'s; ``unlabeled``: the pool's (weak, strong) views."""
+    def __init__(self, *args: Any, unlabeled: Dataset, cfg: FixMatchConfig, views: DeviceViews | None = None) -> None:
+        """``args``: :class:`ClassificationTask`'s; ``unlabeled``: the pool as (weak, strong) pairs (:class:`TwoViews`),
+        or, with ``views``, as resized images that ``views`` augments on the device (the labelled ones too)."""
         super().__init__(*args)
         config = self.config
         if self.mixer is not None:
             raise ConfigError("FixMatch does not combine with Mixup/CutMix: set --mixup 0 --cutmix 0.")
-        self.unlabeled, self.cfg = unlabeled, cfg
+        self.unlabeled, self.cfg, self.views = unlabeled, cfg, views
+        self.labelled = views.labelled if views is not None else self.train_set
+        if views is not None:
+            views.to(self.fabric.device)
         self.unlabelled_batch = cfg.mu * config.batch_size
         self.confident = self.seen = 0.0  # unlabelled images over the threshold / drawn, this epoch
 
@@ -169,7 +193,8 @@ class FixMatchTask(ClassificationTask):
     def training_step(self, batch: Any) -> StepOutput:
         if self.level is not None:  # the probe stage, on cached features
             return super().training_step(batch)
-        (images, targets), ((weak, strong), _) = batch
+        (images, targets), (pool, _) = batch
+        images, weak, strong = self.views(images, pool) if self.views is not None else (images, *pool)
         n, m = len(images), len(weak)
         inputs = torch.cat([images, weak, strong])
         if self.config.channels_last:
@@ -211,11 +236,33 @@ def fit_fixmatch(
     from transferkit.strategies import create_strategy
 
     cfg = cfg or FixMatchConfig()
-    pool = TwoViews(unlabeled, data.train.transform, strong_transform(data))
+    on_device, why = views_on_device(cfg, config, data.preset)
+    if on_device:
+        dc = data.data_config
+        resize = resized_uint8(dc.input_size, dc.interpolation)
+        pool: Dataset = WithTransform(unlabeled, resize)  # type: ignore[arg-type]
+        views = DeviceViews(WithTransform(data.train.base, resize), dc.input_size, dc.mean, dc.std)
+    else:
+        pool, views = TwoViews(unlabeled, data.train.transform, strong_transform(data)), None
     strategy = create_strategy("lp-ft", **cfg.strategy_options())
-    make_task = functools.partial(FixMatchTask, unlabeled=pool, cfg=cfg)
+    make_task = functools.partial(FixMatchTask, unlabeled=pool, cfg=cfg, views=views)
     facts = {**(run_config or {}), "fixmatch": {**dataclasses.asdict(cfg), "unlabeled": len(pool)}}
     log(f"FixMatch: {len(data.train)} labelled, {len(pool)} unlabelled images (τ={cfg.threshold:g}, μ={cfg.mu}, "
-        f"λ={cfg.weight:g}); the head starts as a linear probe")  # fmt: skip
+        f"λ={cfg.weight:g}); the head starts as a linear probe; views {why}")  # fmt: skip
     return fit(model, strategy, data.train, data.val, cfg.train_config(config), out, resume, [data.train_eval],
                run_config=facts, log=log, make_task=make_task)  # fmt: skip
+
+
+def views_on_device(cfg: FixMatchConfig, config: TrainConfig, preset: str) -> tuple[bool, str]:
+    """Whether the views are made on the device, and why (for the log). ``auto``: where training runs on a
+    GPU and the preset is ``light`` (the one :class:`BatchViews` reproduces)."""
+    if cfg.augment_on == "device" and preset != "light":
+        raise ConfigError(f"FixMatch's device views reproduce the 'light' preset (crop + flip); got preset {preset!r}. "
+                          "Use --preset light, or augment_on=loader.")  # fmt: skip
+    if cfg.augment_on != "auto":
+        return cfg.augment_on == "device", f"made by the {'device' if cfg.augment_on == 'device' else 'loader'}"
+    if not trains_on_gpu(config):
+        return False, "made by the loader's workers (no GPU)"
+    if preset != "light":
+        return False, f"made by the loader's workers (preset {preset!r}; the GPU's reproduce 'light')"
+    return True, "made on the GPU, a batch at a time"

@@ -15,6 +15,7 @@ import argparse
 import json
 import math
 import os
+import time
 from pathlib import Path
 
 import torch
@@ -50,13 +51,50 @@ def measure(augment_on: str, args) -> dict:
     }
 
 
+def pool_loading(args) -> dict:
+    """Unlabelled images per second that the loader gives device views: resized at every access (``--workers``
+    workers) vs resized once and kept in memory (indexing a tensor), 96 px, and what resizing once costs."""
+    from torch.utils.data import DataLoader
+
+    from transferkit.data.dataset import TensorImageDataset, WithTransform
+    from transferkit.data.fashion_mnist import load_fashion_mnist
+    from transferkit.data.resized import resize_once
+    from transferkit.data.transforms import resized_uint8
+
+    images, _ = load_fashion_mnist("train")
+    pool = TensorImageDataset(images[: 448 * args.batches], torch.full((448 * args.batches,), -1))
+    started = time.perf_counter()
+    kept, _ = resize_once(pool, 96, "bicubic", args.workers)
+    once = time.perf_counter() - started
+    rates = {}
+    for name, dataset, workers in (("resized_each_time", WithTransform(pool, resized_uint8(96, "bicubic")),
+                                    args.workers), ("resized_once", kept, 0)):  # fmt: skip
+        loader = DataLoader(dataset, batch_size=448, shuffle=True, num_workers=workers)
+        started = time.perf_counter()
+        count = sum(len(batch[0]) for batch in loader)
+        rates[name] = round(count / (time.perf_counter() - started), 1)
+    return {"images": len(pool), "images_per_second": rates, "resize_once_seconds": round(once, 2),
+            "speedup": round(rates["resized_once"] / rates["resized_each_time"], 1)}  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=16)
     parser.add_argument("--per-class", type=int, default=100, help="Labelled images per class (1000: 16 steps).")
     parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1))
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--batches", type=int, default=20, help="--loading-only: batches of 448 images.")
+    parser.add_argument(
+        "--loading-only", action="store_true", help="Only the loader's side (no model): adds pool_loading to --out."
+    )
     args = parser.parse_args()
+    if args.loading_only:  # no model: how fast the loader feeds device views (measured on any machine)
+        loading = pool_loading(args)
+        saved = json.loads(args.out.read_text()) if args.out.exists() else {}
+        args.out.write_text(json.dumps({**saved, "pool_loading": loading, "pool_loading_cpu_cores": len(
+            os.sched_getaffinity(0))}, indent=1) + "\n")  # fmt: skip
+        print(json.dumps(loading))
+        return
     results = {mode: measure(mode, args) for mode in ("loader", "device")}
     results["speedup"] = round(results["device"]["images_per_second"] / results["loader"]["images_per_second"], 2)
     results["device_name"] = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"

@@ -104,3 +104,12 @@ def test_crops_have_the_drawn_area_and_stay_inside_the_image():
 def test_images_of_another_size_are_refused_with_the_fix():
     with pytest.raises(Exception, match=r"got \(20, 16\) images: resize them first"):
         BatchViews(16, [0] * 3, [1] * 3, strong=False)(torch.rand(2, 3, 20, 16))
+
+
+def test_a_gray_plane_kept_once_gives_the_views_of_its_three_channel_copy():
+    plane = (torch.rand(4, 1, 16, 16, generator=torch.Generator().manual_seed(3)) * 255).to(torch.uint8)
+    views = BatchViews(16, [0.5] * 3, [0.5] * 3, strong=True)
+    torch.manual_seed(0)
+    once = views(plane)
+    torch.manual_seed(0)
+    assert torch.equal(once, views(plane.expand(-1, 3, -1, -1)))

@@ -158,3 +158,20 @@ def test_device_views_give_each_step_the_labelled_weak_and_the_pools_weak_and_st
     assert len(seen) == 2 * 5 and result.history[-1]["pseudo_labelled_share"] is not None
     # the loader gives uint8 images at the input size (the tiny backbone's 16 px); the views are made here
     assert seen[0] == (torch.uint8, (8, 3, 16, 16), torch.uint8, (16, 3, 16, 16))
+
+
+def test_device_views_train_the_same_whether_the_resized_pool_is_kept_in_memory_or_not(tmp_path, monkeypatch):
+    """Resizing once is only a cache: the same batches, the same weights (no workers: the same sampler)."""
+    from transferkit.semi import fixmatch
+
+    lines: list[str] = []
+    kept = _fit(tmp_path / "kept", preset="light", augment_on="device", log=lines.append)
+    assert any("the pool resized once and kept in memory" in line for line in lines)
+    real = fixmatch.resize_once
+    monkeypatch.setattr(fixmatch, "resize_once", lambda *args: real(*args[:4], max_gb=0.0))  # nothing fits
+    lines.clear()
+    resized = _fit(tmp_path / "resized", preset="light", augment_on="device", log=lines.append)
+    assert any("the pool resized by the loader" in line for line in lines)
+    a, b = (load_checkpoint(tmp_path / name / "last.pt")["state_dict"] for name in ("kept", "resized"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert [r["train_loss"] for r in kept.history] == [r["train_loss"] for r in resized.history]

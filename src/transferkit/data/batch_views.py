@@ -93,7 +93,7 @@ def _geometric_matrix(name: str, m: Tensor, size: int) -> Tensor:
 
 
 class BatchViews(nn.Module):
-    """uint8 or [0, 1] float images (N, C, S, S) → normalised views: crop and flip (weak), plus RandAugment
+    """uint8 or [0, 1] float images (N, 1 or 3, S, S) → normalised views: crop and flip (weak), plus RandAugment
     (``strong``). Random draws come from the device's global generator (seeded per epoch by the trainer)."""
 
     def __init__(
@@ -131,6 +131,7 @@ class BatchViews(nn.Module):
         if images.shape[-1] != self.size or images.shape[-2] != self.size:
             raise ConfigError(f"BatchViews({self.size}) got {tuple(images.shape[-2:])} images: resize them first.")
         x = images.float() / 255 if images.dtype == torch.uint8 else images.float()
+        x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x  # a gray plane kept once (data/resized.py)
         n, device = len(x), x.device
         theta = self.crop_flip(n, device)
         ops, magnitudes = self.draw(n, device) if self.strong else (None, None)

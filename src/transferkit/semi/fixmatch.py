@@ -36,8 +36,7 @@ from torch.nn import functional as F
 from torch.utils.data import Dataset
 
 from transferkit.data.batch_views import BatchViews
-from transferkit.data.dataset import WithTransform
-from transferkit.data.transforms import resized_uint8
+from transferkit.data.resized import resize_once
 from transferkit.engine.classification import ClassificationTask
 from transferkit.engine.config import TrainConfig, trains_on_gpu
 from transferkit.engine.trainer import StepOutput
@@ -238,10 +237,10 @@ def fit_fixmatch(
     cfg = cfg or FixMatchConfig()
     on_device, why = views_on_device(cfg, config, data.preset)
     if on_device:
-        dc = data.data_config
-        resize = resized_uint8(dc.input_size, dc.interpolation)
-        pool: Dataset = WithTransform(unlabeled, resize)  # type: ignore[arg-type]
-        views = DeviceViews(WithTransform(data.train.base, resize), dc.input_size, dc.mean, dc.std)
+        dc, workers, gb = data.data_config, config.num_workers, config.cache_max_gb
+        pool, kept = resize_once(unlabeled, dc.input_size, dc.interpolation, workers, gb)
+        labelled, _ = resize_once(data.train.base, dc.input_size, dc.interpolation, workers, gb)
+        views, why = DeviceViews(labelled, dc.input_size, dc.mean, dc.std), f"{why}; the pool {kept}"
     else:
         pool, views = TwoViews(unlabeled, data.train.transform, strong_transform(data)), None
     strategy = create_strategy("lp-ft", **cfg.strategy_options())

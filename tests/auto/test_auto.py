@@ -218,25 +218,31 @@ def test_self_training_through_auto_uses_the_pool_and_is_selected_on_validation(
         assert rows[name]["status"] == "ok", rows[name]
 
 
+class FixedProbe:
+    """A cost probe with fixed per-image seconds: forward 1 ms, a training step 10 ms, loading ``load``."""
+
+    def __init__(self, load: float = 0.0):
+        self.seconds = load
+
+    def forward(self, size):
+        return 0.001
+
+    def train(self, size, groups=-1):
+        return 0.010
+
+    def load(self, dataset, size):
+        return self.seconds
+
+
 def test_the_teachers_and_the_students_estimates_count_every_pass_by_hand():
     from transferkit.auto.recipes import SEMI_RECIPE, STUDENT_RECIPE
     from transferkit.auto.run import EPOCH_OVERHEAD, RECIPE_OVERHEAD, estimate
-
-    class Probe:  # fixed per-image seconds: forward 1 ms, a training step 10 ms, loading 0
-        def forward(self, size):
-            return 0.001
-
-        def train(self, size, groups=-1):
-            return 0.010
-
-        def load(self, dataset, size):
-            return 0.0
 
     backbone, data = tiny_data(n_per_class=8)  # 24 train, 12 val images
     data.unlabeled = TensorImageDataset(torch.rand(50, 3, 16, 16), [-1] * 50)
     cfg = config()
     assert cfg.cache_views == 1 and SEMI_RECIPE.layers == "auto"
-    teacher = estimate(SEMI_RECIPE, None, Probe(), data, cfg)
+    teacher = estimate(SEMI_RECIPE, None, FixedProbe(), data, cfg)
     # every group of the 24 training images once (--layers auto), then their cached view, the 12 validation
     # images, and a plain and a strong view of the 24 + 50 images: each a forward and a HOG (2 ms)
     passes = 24 + 24 + 12 + 2 * (24 + 50)
@@ -244,7 +250,7 @@ def test_the_teachers_and_the_students_estimates_count_every_pass_by_hand():
     images = 24 + 40  # + 0.8 × 50 pseudo-labelled
     bottom = (images + 12) * 0.0005  # the frozen bottom (half a forward) of every image once, as `partial`
     student = RECIPE_OVERHEAD + bottom + 3 * (EPOCH_OVERHEAD + images * 0.010 + 12 * 0.0005)  # 3 epochs
-    assert estimate(STUDENT_RECIPE, None, Probe(), data, cfg) == pytest.approx(teacher + student)
+    assert estimate(STUDENT_RECIPE, None, FixedProbe(), data, cfg) == pytest.approx(teacher + student)
 
 
 def test_fixmatch_is_tried_only_on_a_gpu_and_its_estimate_counts_every_step_by_hand():
@@ -254,23 +260,27 @@ def test_fixmatch_is_tried_only_on_a_gpu_and_its_estimate_counts_every_step_by_h
     assert FIXMATCH_RECIPE not in recipes_for(unlabeled=True) and FIXMATCH_RECIPE not in recipes_for(False, gpu=True)
     assert recipes_for(unlabeled=True, gpu=True)[-1] == FIXMATCH_RECIPE and FIXMATCH_RECIPE.trained
 
-    class Probe:  # fixed per-image seconds: forward 1 ms, a training step 10 ms, loading 2 ms
-        def forward(self, size):
-            return 0.001
-
-        def train(self, size, groups=-1):
-            return 0.010
-
-        def load(self, dataset, size):
-            return 0.002
-
     backbone, data = tiny_data(n_per_class=8)  # 24 train, 12 val images
     data.unlabeled = TensorImageDataset(torch.rand(5000, 3, 16, 16), [-1] * 5000)
     # an epoch: max(⌈24/64⌉, ⌈5000/448⌉ = 12, 50 min_steps) = 50 steps of 64 + 2·448 training images and
     # 64 + 448 loaded; 11 such epochs after the probe (24 + 12 images' features and a 5 s solve), each validated
     step = (64 + 896) * 0.010 + (64 + 448) * 0.002
     by_hand = RECIPE_OVERHEAD + 12 * EPOCH_OVERHEAD + (36 * 0.001 + 5.0) + 11 * (50 * step + 12 * 0.001)
-    assert estimate(FIXMATCH_RECIPE, 96, Probe(), data, config()) == pytest.approx(by_hand)
+    assert estimate(FIXMATCH_RECIPE, 96, FixedProbe(load=0.002), data, config()) == pytest.approx(by_hand)
+
+
+def test_fixmatch_through_auto_uses_the_pool_and_is_selected_on_validation(tmp_path):
+    from transferkit.semi import FIXMATCH
+
+    backbone, data = _data_with_untouchable_test()
+    data.unlabeled = TensorImageDataset(torch.rand(12, 3, 16, 16), [-1] * 12)
+    small = {"epochs": 2, "min_steps": 2, "batch_size": 8, "mu": 2}  # the estimate reads these too
+    recipes = (Recipe("pixels-svm", "sklearn-pixels-svm"), Recipe(FIXMATCH, FIXMATCH, options=small))
+    lines: list[str] = []
+    fit_auto(data, backbone, config(), None, tmp_path, 300, recipes, log=lines.append)
+    rows = {r["recipe"]: r for r in json.loads((tmp_path / "auto.json").read_text())["trials"]}
+    assert rows[FIXMATCH]["status"] == "ok", rows[FIXMATCH]
+    assert any("12 unlabelled images (τ=0.95, μ=2" in line for line in lines)
 
 
 def test_a_strategy_that_would_ignore_the_unlabelled_images_says_so():

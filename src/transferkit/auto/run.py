@@ -127,7 +127,7 @@ def estimate(recipe: Recipe, size: int | None, probe: CostProbe, data, cfg: Trai
     size = size or data.data_config.input_size  # recipes without sizes run at the data's size
     forward = probe.forward(size)
     if recipe.strategy == FIXMATCH:
-        return _fixmatch(size, probe, data, forward)
+        return _fixmatch(size, probe, data, forward, recipe.options)
     if recipe.strategy == STUDENT:  # its teacher (self-training), then the student's epochs
         return estimate(dataclasses.replace(recipe, strategy=SELF_TRAINING), size, probe, data, cfg) + _student(
             size, probe, data, forward
@@ -169,13 +169,14 @@ def _student(size: int, probe: CostProbe, data, forward: float) -> float:
     return fixed + _partial(images, images, len(data.val), settings.epochs, forward, load, step)
 
 
-def _fixmatch(size: int, probe: CostProbe, data, forward: float) -> float:
-    """Seconds of FixMatch: the probe (the labelled and validation images' features once), then its epochs of
-    steps, each B labelled + μB unlabelled images loaded and (1 + 2μ)·B training images (weak and strong views)."""
+def _fixmatch(size: int, probe: CostProbe, data, forward: float, options: dict) -> float:
+    """Seconds of FixMatch (``options``: its settings): the probe (the labelled and validation images' features
+    once), then its epochs of steps, each B labelled + μB unlabelled images loaded and (1 + 2μ)·B training
+    images (weak and strong views)."""
     from transferkit.api import rebind
     from transferkit.semi.fixmatch import FixMatchConfig
 
-    settings = FixMatchConfig()
+    settings = FixMatchConfig(**options)
     n_train, n_val, pool = len(data.train), len(data.val), len(data.unlabeled)
     b, u = settings.batch_size, settings.mu * settings.batch_size
     steps = max(math.ceil(n_train / b), math.ceil(pool / u), settings.min_steps)

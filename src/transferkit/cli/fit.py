@@ -53,9 +53,9 @@ def fit(
     ),
     fixmatch_options: Optional[str] = typer.Option(
         None,
-        help="fixmatch: threshold=0.95,mu=7,weight=1,min_steps=50 (key=value,...). Its schedule (12 epochs, "
-        "lr 5e-4, batch 64, EMA 0.999, 1 warm-up epoch) yields to --epochs, --lr, --batch-size, --ema-decay and "
-        "--warmup-epochs when given.",
+        help="fixmatch: threshold=0.95,mu=7,weight=1,min_steps=50,augment_on=auto|device|loader (key=value,...). "
+        "Its schedule (12 epochs, lr 5e-4, batch 64, EMA 0.999, 1 warm-up epoch) yields to --epochs, --lr, "
+        "--batch-size, --ema-decay and --warmup-epochs when given.",
     ),
     head: str = typer.Option("linear", help="linear or mlp."),
     head_dropout: float = typer.Option(0.0, help="Dropout before the head's last Linear."),

@@ -16,9 +16,11 @@ strategy is LP-FT, BatchNorm statistics frozen): the first pseudo-labels then co
 features instead of a random head, and fine-tuning starts from a head fitted to them (Kumar et
 al.). With frozen statistics the three batches need not share BatchNorm; they still go through
 the network as one batch (one pass). No label smoothing: smoothed targets would keep every
-confidence under ``τ``. An *epoch* is one pass over the larger of the two sets (the other one cycles), at least
-``min_steps`` steps. It trains the whole backbone on ``(1 + 2μ)·B`` images a step: a GPU's recipe
-(on a CPU, self-training on cached features is the affordable one).
+confidence under ``τ``. An *epoch* is one pass over the larger of the two sets (the other one
+cycles), at least ``min_steps`` steps. It trains the whole backbone on ``(1 + 2μ)·B`` images a
+step: a GPU's recipe (on a CPU, self-training on cached features is the affordable one). On a GPU
+the views are made there, a batch at a time (:mod:`transferkit.data.batch_views`), from images
+resized once (:mod:`transferkit.data.resized`); elsewhere by the loader's workers.
 """
 
 from __future__ import annotations

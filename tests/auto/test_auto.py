@@ -65,7 +65,7 @@ def test_winner_is_scored_on_the_test_split_once_after_selection(tmp_path):
     backbone, data = tiny_data(n_per_class=10)
     test = TensorImageDataset(data.val.base.images.clone(), data.val.base.labels)
     data = make_data(data.train.base, data.val.base, data.classes, backbone.data_config, test=test)
-    result = train_classifier(data, backbone, "auto", config(), out=tmp_path, log=quiet, time_budget=120)
+    result = train_classifier(data, backbone, "auto", config(), out=tmp_path, log=quiet, time_budget=60)
     saved = json.loads((tmp_path / "best_metrics.json").read_text())
     assert saved["test"]["accuracy"] == pytest.approx(result.test_metrics.accuracy)
     html = (tmp_path / "report.html").read_text()

@@ -58,8 +58,9 @@ class SharedChannels(nn.Module):
 class PolicyAtSmallerSize(nn.Module):
     """``resize`` then ``policy`` — or, for an image with fewer pixels than the output, ``policy`` then
     ``resize``: an augmentation policy (RandAugment's rotations, shears, colour operations) then runs on
-    the fewer pixels. A 28-pixel scan upscaled to 96 pixels is augmented at 28 (an eighth of the work).
-    Both orders are the same augmentations up to resampling."""
+    the fewer pixels. A 28-pixel scan upscaled to 96 pixels is augmented at 28 (measured: a strong view
+    0.93 → 0.73 ms on one core; the policy's own cost is mostly per call, not per pixel). Both orders are
+    the same augmentations up to resampling."""
 
     def __init__(self, resize: nn.Module, policy: nn.Module, size: int) -> None:
         super().__init__()

@@ -287,10 +287,7 @@ def train_classifier(
     semi = strategy in SEMI_STRATEGIES
     student = copy.deepcopy(bb) if strategy == STUDENT else None  # the pretrained weights, unwrapped
     bb, train_features = with_layers(bb, layers or ("auto" if semi else None), data, config, log, classical=semi)
-    log(
-        f"Backbone {bb.name}: {bb.num_features} features, {len(bb.layer_groups())} layer groups, "
-        f"{sum(p.numel() for p in bb.parameters()):,} parameters. Data: {data.summary()}."
-    )
+    _log_backbone(bb, data, log)
     if semi:
         from transferkit.semi.run import fit_semi
 
@@ -307,6 +304,13 @@ def train_classifier(
     else:
         result = _fit_trained(data, bb, strategy, config, head, head_options, strategy_options, out, resume, log)
     return _score_and_report(result, data, config, strategy, report, log)
+
+
+def _log_backbone(bb: ModelBackbone, data: Data, log) -> None:
+    log(
+        f"Backbone {bb.name}: {bb.num_features} features, {len(bb.layer_groups())} layer groups, "
+        f"{sum(p.numel() for p in bb.parameters()):,} parameters. Data: {data.summary()}."
+    )
 
 
 def _score_and_report(result: FitResult, data: Data, config: TrainConfig, strategy: str, report: bool, log):
@@ -329,8 +333,8 @@ def _fit_fixmatch(data, bb, config, head, head_options, options, layers, out, re
     if layers is not None:
         raise ConfigError(f"FixMatch trains the backbone's own output; --layers {layers} applies to frozen "
                           "features (self-training). Leave out --layers.")  # fmt: skip
+    _log_backbone(bb, data, log)
     model = build_model(bb, len(data.classes), data.classes, head, data_config=data.data_config, **(head_options or {}))
-    log(f"Backbone {bb.name}: {sum(p.numel() for p in bb.parameters()):,} parameters. Data: {data.summary()}.")
     return fit_fixmatch(model, data, data.unlabeled, config, FixMatchConfig(**options), out, resume, log,
                         run_config=_run_config(data))  # fmt: skip
 

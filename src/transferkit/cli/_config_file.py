@@ -26,8 +26,13 @@ def merge_config_file(ctx: typer.Context, params: dict[str, Any], config_file: P
         name = str(key).replace("-", "_")
         if name not in params:
             raise TransferkitError(f"Unknown option {key!r} in {config_file}. Options: {', '.join(sorted(params))}.")
-        source = ctx.get_parameter_source(name)
-        # compare by name: typer may ship its own copy of click's ParameterSource enum
-        if source is None or source.name in ("DEFAULT", "DEFAULT_MAP"):
+        if not given_on_command_line(ctx, name):
             merged[name] = value
     return merged
+
+
+def given_on_command_line(ctx: typer.Context, name: str) -> bool:
+    """Whether option ``name`` was given on the command line (not left at its default)."""
+    source = ctx.get_parameter_source(name)
+    # compare by name: typer may ship its own copy of click's ParameterSource enum
+    return source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from transferkit.cli._common import backbone_and_data, parse_key_values, train_config
-from transferkit.cli._config_file import merge_config_file
+from transferkit.cli._config_file import given_on_command_line, merge_config_file
 
 
 def fit(
@@ -166,7 +166,6 @@ def _strategy_options(ctx: typer.Context, p: dict, names) -> dict:
         return {k: p[k] for k in [*names(p["strategy"]), "peft_options"] if k in p}
     options = parse_key_values(p.get("fixmatch_options"))
     for name in FIXMATCH_SCHEDULE:
-        source = ctx.get_parameter_source(name)
-        if (source is not None and source.name not in ("DEFAULT", "DEFAULT_MAP")) or p[name] != ctx.params[name]:
+        if given_on_command_line(ctx, name) or p[name] != ctx.params[name]:  # or set by the config file
             options[name] = p[name]
     return options

@@ -98,6 +98,11 @@ def _interp(name: str) -> T.InterpolationMode:
     return T.InterpolationMode(name) if name in {m.value for m in T.InterpolationMode} else T.InterpolationMode.BILINEAR
 
 
+def _resize(size: int, interp: T.InterpolationMode) -> nn.Module:
+    """Resize to ``size`` × ``size`` (a gray plane shown as three channels: once)."""
+    return SharedChannels(T.Resize((size, size), interpolation=interp, antialias=True))
+
+
 def build_transforms(
     preset: str,
     size: int,
@@ -113,7 +118,7 @@ def build_transforms(
     interp = _interp(interpolation)
     # torchvision's augmentation policies rotate/shear tensors with nearest or bilinear sampling only
     policy = interp if interp in (T.InterpolationMode.NEAREST, T.InterpolationMode.BILINEAR) else _interp("bilinear")
-    resize = [SharedChannels(T.Resize((size, size), interpolation=interp, antialias=True))]
+    resize = [_resize(size, interp)]
     if not train or preset == "none":
         steps: list[nn.Module] = list(resize)
     elif preset == "light":
@@ -155,8 +160,7 @@ class ToUint8(nn.Module):
 
 def resized_uint8(size: int, interpolation: str = "bilinear") -> T.Compose:
     """A raw image resized to ``size`` × ``size``, as uint8: what a loader gives views made on the device."""
-    resize = SharedChannels(T.Resize((size, size), interpolation=_interp(interpolation), antialias=True))
-    return T.Compose([resize, ToUint8()])
+    return T.Compose([_resize(size, _interp(interpolation)), ToUint8()])
 
 
 def denormalize(image: Tensor, mean: Sequence[float], std: Sequence[float]) -> Tensor:

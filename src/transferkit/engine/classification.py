@@ -286,13 +286,17 @@ class ClassificationTask(StrategyTask):
             loader = self.loader(TensorDataset(*self.cached(self.level, epoch)), epoch)
         else:
             loader = self.loader(self.train_set, epoch)
+        self.train_modes()
+        return loader
+
+    def train_modes(self) -> None:
+        """Train mode, and BatchNorm layers as the config and the stage say (eval: pretraining statistics kept)."""
         self.module.train()
         apply_bn_policy(self.groups, self.config.train_bn, self.raw.backbone)
         if self.stage.bn_eval:  # keep pretraining statistics in every group (LP-FT's fine-tuning stage)
             for group in self.groups:
                 for bn in group.batchnorms():
                     bn.eval()
-        return loader
 
     def training_step(self, batch: tuple[Tensor, Tensor]) -> StepOutput:
         inputs, targets = batch

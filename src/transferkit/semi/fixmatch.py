@@ -186,9 +186,9 @@ class FixMatchTask(ClassificationTask):
         return math.ceil(batches / self.config.grad_accum)
 
     def batches(self, epoch: int) -> Any:
-        loader = super().batches(epoch)  # sets train mode and BatchNorm policy; the probe stage's features
-        if self.level is not None:
-            return loader
+        if self.level is not None:  # the probe stage: classification's batches of cached features
+            return super().batches(epoch)
+        self.train_modes()
         return _Steps(self, epoch, self.steps_per_epoch() * self.config.grad_accum)
 
     def training_step(self, batch: Any) -> StepOutput:

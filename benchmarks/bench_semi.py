@@ -4,7 +4,8 @@ For each labelled subset (seeds 0, 1, 2; the same subsets as ``bench_accuracy.py
 validation drawn from the training split, the same 2,000 official test images), ``fit
 --strategy self-training`` gets the training images that no subset of this benchmark uses
 (about 55,000) as its ``--unlabeled`` pool. Rows per subset:
-  - self-training (labelled + unlabelled), the round selected on validation;
+  - self-training (labelled + unlabelled): round 1 labels the pool by label propagation on the features' k-NN
+    graph, later rounds by the previous head; the round selected on validation;
   - the same MLP head on the labelled images only (self-training's round 0);
   - ``--strategy self-training-student``: the deepest 3 layer groups fine-tuned (3 epochs) on the labelled
     images + self-training's class-balanced pseudo-labels of 80 % of the pool;

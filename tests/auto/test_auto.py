@@ -239,15 +239,16 @@ def test_the_teachers_and_the_students_estimates_count_every_pass_by_hand():
     from transferkit.auto.run import EPOCH_OVERHEAD, RECIPE_OVERHEAD, estimate
 
     backbone, data = tiny_data(n_per_class=8)  # 24 train, 12 val images
-    data.unlabeled = TensorImageDataset(torch.rand(50, 3, 16, 16), [-1] * 50)
+    data.unlabeled = TensorImageDataset(torch.rand(1000, 3, 16, 16), [-1] * 1000)
     cfg = config()
     assert cfg.cache_views == 1 and SEMI_RECIPE.layers == "auto"
     teacher = estimate(SEMI_RECIPE, None, FixedProbe(), data, cfg)
     # every group of the 24 training images once (--layers auto), then their cached view, the 12 validation
-    # images, and a plain and a strong view of the 24 + 50 images: each a forward and a HOG (2 ms)
-    passes = 24 + 24 + 12 + 2 * (24 + 50)
-    assert teacher == pytest.approx(RECIPE_OVERHEAD + passes * (0.001 + 0.002) + 60.0)
-    images = 24 + 40  # + 0.8 × 50 pseudo-labelled
+    # images, and a plain and a strong view of the 24 + 1000 images: each a forward and a HOG (2 ms); the k-NN
+    # graph of the 1024 images: 1e-8 s a pair
+    passes = 24 + 24 + 12 + 2 * (24 + 1000)
+    assert teacher == pytest.approx(RECIPE_OVERHEAD + passes * (0.001 + 0.002) + 1e-8 * 1024**2 + 60.0)
+    images = 24 + 800  # + 0.8 × 1000 pseudo-labelled
     bottom = (images + 12) * 0.0005  # the frozen bottom (half a forward) of every image once, as `partial`
     student = RECIPE_OVERHEAD + bottom + 3 * (EPOCH_OVERHEAD + images * 0.010 + 12 * 0.0005)  # 3 epochs
     assert estimate(STUDENT_RECIPE, None, FixedProbe(), data, cfg) == pytest.approx(teacher + student)

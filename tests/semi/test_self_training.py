@@ -2,6 +2,7 @@
 
 import torch
 
+from transferkit.semi.label_propagation import GraphConfig
 from transferkit.semi.self_training import SelfTrainingConfig, Views, _round_data, balanced_pseudo_labels, self_train
 
 QUIET = {"log": lambda _: None}
@@ -71,3 +72,25 @@ def test_unlabelled_clusters_raise_accuracy_over_the_labelled_only_round():
         gains.append(accuracies[-1] - accuracies[0])
         assert head is heads[accuracies.index(max(accuracies))]  # the round kept is the best on validation
     assert sum(gains) / len(gains) > 0.05 and min(gains) > 0, gains
+
+
+def test_the_graph_round_labels_every_unlabelled_image_and_balances_the_classes():
+    """Round 1 with ``graph``: all 350 unlabelled points, their clusters' classes; a class of 300 and one of 50 get
+    comparable shares of the sampling mass (certainty / class count), the labelled ones ``labelled_weight``."""
+    g = torch.Generator().manual_seed(0)
+    centres = torch.randn(2, 8, generator=g) * 4
+    truth = torch.cat([torch.zeros(300), torch.ones(50)]).long()
+    pool = centres[truth] + torch.randn(350, 8, generator=g)
+    labelled = Views(centres[[0, 0, 1, 1]] + torch.randn(4, 8, generator=g), [])
+    # not whitened: here one direction separates the classes and seven are noise, which whitening would equalise
+    cfg = SelfTrainingConfig(rounds=2, labelled_weight=0.3, graph=GraphConfig(whiten=False))
+
+    class Unused(torch.nn.Module):  # round 1 reads only its class count: the graph labels the images
+        num_classes = 2
+
+    views, targets, weights = _round_data(1, Unused(), labelled, torch.tensor([0, 0, 1, 1]), Views(pool, []), cfg)
+    assert len(targets) == 4 + 350 and torch.equal(views.weak[4:], pool)
+    assert (targets[4:] == truth).float().mean() > 0.97
+    assert torch.isclose(weights[:4].sum(), torch.tensor(0.3)) and torch.isclose(weights.sum(), torch.tensor(1.0))
+    mass = [float(weights[4:][targets[4:] == c].sum()) for c in (0, 1)]
+    assert 0.5 < mass[0] / mass[1] < 2, mass  # by count alone: 6

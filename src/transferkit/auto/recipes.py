@@ -106,7 +106,8 @@ SEMI_RECIPE = Recipe(
     layers="auto",
     share=0.3,
     about="frozen features of the labelled and the --unlabeled images (plain and RandAugment views) → "
-    "class-balanced self-training of an MLP head, the round kept by validation (tried only with --unlabeled)",
+    "label propagation on their k-NN graph, then class-balanced self-training of an MLP head, the round kept by "
+    "validation (tried only with --unlabeled)",
 )
 
 STUDENT_RECIPE = Recipe(

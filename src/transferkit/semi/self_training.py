@@ -2,8 +2,11 @@
 
 Round 0 trains an MLP head on the labelled images' features (with ``blocks``, when the features are
 two views side by side — a network's groups and the input's HOG — a head per view and one on both,
-averaged: co-training's :class:`~transferkit.heads.views.ViewsHead`). Each later round labels the
-unlabelled images with the previous head — the mean of its softmax on the image's weak view
+averaged: co-training's :class:`~transferkit.heads.views.ViewsHead`). Round 1 (with ``graph``) labels
+every unlabelled image by label propagation on the k-NN graph of the weak features
+(:mod:`~transferkit.semi.label_propagation`: the labels follow the clusters, which a head on a few
+labels cannot outline) and trains a fresh head on them, weighted by certainty and class size. Each
+later round labels the unlabelled images with the previous head — the mean of its softmax on the image's weak view
 (eval transform) and its strong views (RandAugment) — keeps, for every class, the images it
 predicts for that class most confidently, at most ``share · N / classes`` of them (balanced: a
 confident majority class cannot crowd out the others, the failure of a global threshold at
@@ -32,6 +35,7 @@ from transferkit.engine.trainer import StepOutput, Trainer, TrainingTask
 from transferkit.heads.mlp import MLPHead
 from transferkit.heads.views import ViewsHead
 from transferkit.seeding import derive_seed
+from transferkit.semi.label_propagation import GraphConfig, graph_pseudo_labels, pseudo_label_weights
 
 
 def balanced_pseudo_labels(probs: Tensor, per_class: int) -> tuple[Tensor, Tensor]:
@@ -82,6 +86,7 @@ class SelfTrainingConfig:
     lr: float = 1e-3
     hidden: int = 512
     labelled_weight: float = 0.5  # share of each batch drawn from the labelled images (after round 0)
+    graph: GraphConfig | None = GraphConfig()  # round 1's pseudo-labels by label propagation; None: by the head
     seed: int = 0
 
 
@@ -135,19 +140,38 @@ def _accuracy(head: torch.nn.Module, features: Tensor, labels: Tensor) -> float:
         return float((head(features).argmax(1) == labels).float().mean())
 
 
+def _with_pseudo(
+    labelled: Views, labels: Tensor, unlabelled: Views, kept: Tensor, pseudo: Tensor, weights: Tensor, share: float
+) -> tuple[Views, Tensor, Tensor]:
+    """The labelled images, then the unlabelled ``kept`` ones labelled ``pseudo``; sampling weights: ``share`` of
+    the mass on the labelled images (alike), the rest on the kept ones in proportion to ``weights``."""
+    share = share if len(kept) else 1.0
+    rest = (1 - share) * weights / weights.sum().clamp(min=1e-12)
+    mass = torch.cat([torch.full((len(labels),), share / len(labels)), rest])
+    return labelled.cat(unlabelled.subset(kept)), torch.cat([labels, pseudo]), mass
+
+
+def labeller(r: int, cfg: SelfTrainingConfig) -> str:
+    """Who labels round ``r``'s unlabelled images."""
+    return "none" if r == 0 else "label propagation" if r == 1 and cfg.graph is not None else "previous head"
+
+
 def _round_data(
     r: int, head: nn.Module | None, labelled: Views, labels: Tensor, unlabelled: Views, cfg: SelfTrainingConfig
 ) -> tuple[Views, Tensor, Tensor]:
-    """(views, labels, sampling weights) of round ``r``: labelled only, then + the balanced pseudo-labels."""
+    """(views, labels, sampling weights) of round ``r``: labelled only; then (with ``cfg.graph``) every unlabelled
+    image labelled by propagation; then the balanced pseudo-labels of the previous round's head."""
     if not r or head is None:
         return labelled, labels, torch.ones(len(labels))
     classes = head.num_classes
+    if labeller(r, cfg) == "label propagation" and len(unlabelled):
+        probs = graph_pseudo_labels(labelled.weak, labels, unlabelled.weak, classes, cfg.graph)
+        pseudo, weights = pseudo_label_weights(probs)
+        kept = torch.arange(len(unlabelled))
+        return _with_pseudo(labelled, labels, unlabelled, kept, pseudo, weights, cfg.labelled_weight)
     per_class = int(cfg.final_share * r / cfg.rounds * len(unlabelled) / classes)
     kept, pseudo = balanced_pseudo_labels(predict_views(head, unlabelled), per_class)
-    share = cfg.labelled_weight if len(kept) else 1.0
-    weights = torch.cat([torch.full((len(labels),), share / len(labels)), torch.full((len(kept),), 1 - share)])
-    weights[len(labels) :] /= max(len(kept), 1)
-    return labelled.cat(unlabelled.subset(kept)), torch.cat([labels, pseudo]), weights
+    return _with_pseudo(labelled, labels, unlabelled, kept, pseudo, torch.ones(len(kept)), cfg.labelled_weight)
 
 
 def _train_head(fabric, views: Views, targets: Tensor, weights: Tensor, classes: int, cfg, seed: int) -> MLPHead:
@@ -191,9 +215,9 @@ def self_train(
         views, targets, weights = _round_data(r, head, labelled, labels, unlabelled, cfg)
         head = _train_round(fabric, views, targets, weights, num_classes, cfg, r, blocks)
         heads.append(head)
-        accuracy, pseudo = _accuracy(head, *val), len(targets) - len(labels)
-        history.append({"round": r, "pseudo_labelled": pseudo, "val_acc": round(accuracy, 6)})
-        log(f"self-training round {r}: {pseudo} pseudo-labelled images, val accuracy {accuracy:.4f}")
+        accuracy, pseudo, by = _accuracy(head, *val), len(targets) - len(labels), labeller(r, cfg)
+        history.append({"round": r, "pseudo_labelled": pseudo, "labeller": by, "val_acc": round(accuracy, 6)})
+        log(f"self-training round {r} ({by}): {pseudo} pseudo-labelled images, val accuracy {accuracy:.4f}")
         if accuracy > best[0]:
             best = (accuracy, head)
     assert best[1] is not None

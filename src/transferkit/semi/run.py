@@ -11,6 +11,7 @@ too. The result is an ordinary :class:`TransferModel` (the backbone + the MLP or
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -118,7 +119,8 @@ def fit_semi(
     best = next(i for i, h in enumerate(heads) if h is head)
     log(f"Kept round {best} (the best validation accuracy)")
     history = [{"epoch": r["round"], "stage": 0, **r} for r in rounds]  # one row per round, "epoch" = round
-    facts = {"strategy": {"semi": "class-balanced self-training", **vars(cfg), "views": views}, **(run_config or {})}
+    semi = "label propagation, then class-balanced self-training" if cfg.graph else "class-balanced self-training"
+    facts = {"strategy": {"semi": semi, **dataclasses.asdict(cfg), "views": views}, **(run_config or {})}
     path = write_frozen_run(out, model, history, metrics, config, facts)
     images = len(labels) + len(pool) * (1 + views) + len(val[1])
     extra = {

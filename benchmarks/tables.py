@@ -231,6 +231,7 @@ def semi_table(rows: list[dict]) -> str:
         "HOG + RBF-SVM (labelled only)",
         "transferkit auto (labelled only)",
         "same head, labelled only",
+        "self-training before the graph round (sessions 11–17)",
         "self-training",
         "self-training student",
         "fixmatch",

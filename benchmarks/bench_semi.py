@@ -9,6 +9,9 @@ validation drawn from the training split, the same 2,000 official test images), 
   - the same MLP head on the labelled images only (self-training's round 0);
   - ``--strategy self-training-student``: the deepest 3 layer groups fine-tuned (3 epochs) on the labelled
     images + self-training's class-balanced pseudo-labels of 80 % of the pool;
+  - ``--methods gpu-student``: the student's GPU schedule (every layer, RandAugment views, EMA) on the pool's
+    pseudo-labels that a self-training run saved with ``--save-probs DIR`` (``--teacher-probs DIR``): the teacher
+    runs on a CPU, where its pool features are cached, the student on a GPU; its wall seconds are the student's;
   - ``--strategy fixmatch`` (``--methods fixmatch``): every layer trained on the labelled images and the pool's
     weak/strong views (a GPU's recipe: its row names the device);
   - from ``results/accuracy.json`` (same subsets): pixels and HOG + RBF-SVM, and ``auto``'s labelled-only selection
@@ -28,10 +31,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 RESULTS = Path(__file__).parent / "results"
@@ -102,6 +107,31 @@ def run_fixmatch(per_class: int, seed: int, pool_idx: torch.Tensor, args) -> lis
                                             for r in result.history]}]  # fmt: skip
 
 
+def run_gpu_student(per_class: int, seed: int, pool_idx: torch.Tensor, args) -> list[dict]:
+    """The student's GPU schedule on the pseudo-labels of a self-training run saved with ``--save-probs``."""
+    from transferkit.api import evaluate, fit_student
+    from transferkit.engine.config import TrainConfig
+    from transferkit.semi.student import StudentConfig
+
+    path = args.teacher_probs / f"{per_class}_{seed}.npz"
+    if not path.is_file():
+        raise SystemExit(f"No teacher probabilities at {path}: run --methods self-training --save-probs DIR first.")
+    probs = torch.from_numpy(np.load(path)["probs"].astype(np.float32))[: len(pool_idx)]  # --pool N: the first N
+    backbone, data, base = _subset(per_class, seed, pool_idx, args)
+    config = TrainConfig(seed=seed, progress=False, num_workers=args.workers)
+    started = time.perf_counter()
+    result = fit_student(data, backbone, probs, config, settings=StudentConfig.for_device(gpu=True))
+    wall = time.perf_counter() - started
+    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+    return [{**base, "method": "self-training student, GPU schedule",
+             "test_accuracy": round(evaluate(result.model, data.test, config).accuracy, 4),
+             "wall_seconds": round(wall, 1), "val_accuracy": round(result.metrics.accuracy, 4),
+             "best_epoch": result.best_epoch + 1, "epochs": len(result.history), "device": device,
+             "cpu_cores": len(os.sched_getaffinity(0)),
+             "pseudo_labelled": result.extra["pseudo_labelled"], "student": result.extra["student"],
+             "history": [{k: r.get(k) for k in ("epoch", "val_acc", "val_loss")} for r in result.history]}]  # fmt: skip
+
+
 def run(per_class: int, seed: int, pool_idx: torch.Tensor, args) -> list[dict]:
     from transferkit.api import evaluate, train_classifier
     from transferkit.engine.config import TrainConfig
@@ -112,6 +142,10 @@ def run(per_class: int, seed: int, pool_idx: torch.Tensor, args) -> list[dict]:
     started = time.perf_counter()
     result = train_classifier(data, backbone, "self-training", config, log=print, report=False)
     wall = time.perf_counter() - started
+    if args.save_probs is not None:  # the teacher's labels of the pool, for --methods gpu-student elsewhere
+        args.save_probs.mkdir(parents=True, exist_ok=True)
+        probs = result.extra["pool_probs"].numpy().astype(np.float16)
+        np.savez_compressed(args.save_probs / f"{per_class}_{seed}.npz", probs=probs)
     head0 = result.extra["round_heads"][0]
     m = result.model
     labelled_only = TransferModel(m.backbone, head0, m.classes, m.head_spec, m.data_config)
@@ -152,6 +186,8 @@ def main() -> None:
     parser.add_argument("--cache-dir", type=Path, default=Path(tempfile.gettempdir()) / "transferkit-bench-semi")
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--pool", type=int, default=None, help="Use only the first N pool images (a smoke run).")
+    parser.add_argument("--save-probs", type=Path, default=None, help="Write self-training's pool probabilities here.")
+    parser.add_argument("--teacher-probs", type=Path, default=None, help="--save-probs's folder (gpu-student).")
     parser.add_argument("--workers", type=int, default=0, help="Loader workers (fixmatch's views).")
     parser.add_argument("--fixmatch-options", default="{}", help='FixMatchConfig fields as JSON, e.g. {"epochs": 12}.')
     parser.add_argument(
@@ -165,7 +201,8 @@ def main() -> None:
         args.out.write_text(json.dumps(measured + accuracy_rows(per_class, seeds), indent=1) + "\n")
         return
     pool = pool_indices([100, 10], [0, 1, 2])[: args.pool]  # the same pool whatever subsets this run covers
-    runners = {"self-training": run, "self-training-student": run_student, "fixmatch": run_fixmatch}
+    runners = {"self-training": run, "self-training-student": run_student, "fixmatch": run_fixmatch,
+               "gpu-student": run_gpu_student}  # fmt: skip
     kept = json.loads(args.out.read_text()) if args.out.exists() else []
     rows = [r for r in kept if r.get("from") != "accuracy.json"]  # re-copied at the end
     for n in per_class:

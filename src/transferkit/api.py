@@ -385,22 +385,36 @@ def _fit_student(data, backbone, teacher: FitResult, config, head, head_options,
     — refused when the pseudo-labels' digest differs from the one the run recorded (another install's
     teacher), since the student would then continue on other labels.
     """
+    log(f"Student of self-training (val accuracy {teacher.metrics.accuracy:.4f})")
+    result = fit_student(data, backbone, teacher.extra["pool_probs"], config, head, head_options, out, resume, log)
+    log(f"Student: val accuracy {result.metrics.accuracy:.4f} (teacher {teacher.metrics.accuracy:.4f})")
+    result.extra.update(teacher_val_accuracy=teacher.metrics.accuracy, teacher_spec=teacher.model.spec())
+    return result
+
+
+def fit_student(
+    data: Data, backbone: ModelBackbone, pool_probs: torch.Tensor, config: TrainConfig, head: str = "linear",
+    head_options: dict | None = None, out=None, resume: bool = False, log=print, settings=None,
+) -> FitResult:  # fmt: skip
+    """``backbone`` fine-tuned on ``data``'s labelled images + ``data.unlabeled`` labelled by ``pool_probs``.
+
+    ``pool_probs``: a teacher's class probabilities of the unlabelled images, (N, C). ``settings``: a
+    :class:`~transferkit.semi.student.StudentConfig` (default: the schedule of the device ``config`` trains on).
+    """
     from transferkit.semi.student import StudentConfig, student_images
 
-    settings = StudentConfig()
-    images = student_images(data.train.base, data.unlabeled, teacher.extra["pool_probs"], settings.share)
-    log(f"Student: {len(data.train)} labelled + {len(images.indices)} pseudo-labelled images "
-        f"(teacher: self-training, val accuracy {teacher.metrics.accuracy:.4f})")  # fmt: skip
+    settings = settings or StudentConfig.for_device(trains_on_gpu(config))
+    images = student_images(data.train.base, data.unlabeled, pool_probs, settings.share)
+    log(f"Student ({settings.strategy}, {settings.epochs} epochs, views: {settings.auto_augment}): "
+        f"{len(data.train)} labelled + {len(images.indices)} pseudo-labelled images")  # fmt: skip
     size = data.data_config.input_size
     test = data.test.base if data.test is not None else None
-    taught = make_data(images, data.val.base, data.classes, data.data_config, data.preset, test=test, image_size=size)
-    options = {"groups": settings.groups}
+    taught = make_data(images, data.val.base, data.classes, data.data_config, data.preset, test=test,
+                       image_size=size, auto_augment=settings.auto_augment)  # fmt: skip
     pseudo = {"pseudo_labels": {"images": len(images.indices), "sha256": images.digest()}}
-    result = _fit_trained(taught, backbone, "partial", settings.train_config(config), head, head_options, options,
-                          out, resume, log, pseudo)  # fmt: skip
-    log(f"Student: val accuracy {result.metrics.accuracy:.4f} (teacher {teacher.metrics.accuracy:.4f})")
-    result.extra.update(teacher_val_accuracy=teacher.metrics.accuracy, pseudo_labelled=len(images.indices),
-                        teacher_spec=teacher.model.spec())  # fmt: skip
+    result = _fit_trained(taught, backbone, settings.strategy, settings.train_config(config), head, head_options,
+                          settings.strategy_options(), out, resume, log, pseudo)  # fmt: skip
+    result.extra.update(pseudo_labelled=len(images.indices), student=dataclasses.asdict(settings))
     return result
 
 

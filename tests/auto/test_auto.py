@@ -254,6 +254,21 @@ def test_the_teachers_and_the_students_estimates_count_every_pass_by_hand():
     assert estimate(STUDENT_RECIPE, None, FixedProbe(), data, cfg) == pytest.approx(teacher + student)
 
 
+def test_on_a_gpu_the_students_estimate_counts_a_probe_pass_and_six_epochs_of_every_layer_by_hand(monkeypatch):
+    import transferkit.auto.run as run
+    from transferkit.auto.recipes import SEMI_RECIPE, STUDENT_RECIPE
+    from transferkit.auto.run import EPOCH_OVERHEAD, RECIPE_OVERHEAD, estimate
+
+    backbone, data = tiny_data(n_per_class=8)  # 24 train, 12 val images
+    data.unlabeled = TensorImageDataset(torch.rand(1000, 3, 16, 16), [-1] * 1000)
+    monkeypatch.setattr(run, "trains_on_gpu", lambda cfg: True)
+    teacher = estimate(SEMI_RECIPE, None, FixedProbe(), data, config())
+    images = 24 + 1000  # the whole pool pseudo-labelled
+    # the probe's features of every image once (a forward), 7 validations of 12 images, then 6 epochs of steps
+    student = RECIPE_OVERHEAD + 7 * EPOCH_OVERHEAD + (images + 7 * 12) * 0.001 + 6 * images * 0.010
+    assert estimate(STUDENT_RECIPE, None, FixedProbe(), data, config()) == pytest.approx(teacher + student)
+
+
 def test_fixmatch_is_tried_only_on_a_gpu_and_its_estimate_counts_every_step_by_hand():
     from transferkit.auto.recipes import FIXMATCH_RECIPE, recipes_for
     from transferkit.auto.run import EPOCH_OVERHEAD, RECIPE_OVERHEAD, estimate

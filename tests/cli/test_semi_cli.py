@@ -52,7 +52,8 @@ def test_fit_trains_a_student_on_the_pseudo_labelled_pool(tmp_path):
     args = ["fit", str(data), "--unlabeled", str(pool), "--strategy", "self-training-student", "--out", str(out)]
     result = runner.invoke(app, [*args, *NET])
     assert result.exit_code == 0, result.output
-    assert "pseudo-labelled images (teacher: self-training" in result.output
+    assert "Student of self-training (val accuracy" in result.output
+    assert "Student (partial, 3 epochs, views: none): " in result.output  # the CPU schedule
     assert "Student: val accuracy" in result.output and (out / "best.pt").exists() and (out / "report.html").exists()
 
 

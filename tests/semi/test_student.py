@@ -74,6 +74,50 @@ def test_the_student_fine_tunes_a_pretrained_copy_on_labelled_and_pseudo_labelle
     assert (tmp_path / "best.pt").is_file()
 
 
+def test_the_gpu_schedule_trains_every_layer_on_the_whole_pool_with_randaugment_views(monkeypatch):
+    import dataclasses
+
+    import torchvision.transforms.v2 as T
+
+    import transferkit.api as api
+    from transferkit.api import fit_student
+
+    backbone, data = _student_data()
+    made, real = [], api.make_data
+    monkeypatch.setattr(api, "make_data", lambda *a, **k: made.append(real(*a, **k)) or made[-1])
+    pretrained = {k: v.clone() for k, v in backbone.state_dict().items()}
+    probs = torch.eye(3)[torch.arange(30) % 3] * 0.9 + 0.1 / 3  # the teacher: 10 images of each class
+    settings = dataclasses.replace(StudentConfig.for_device(gpu=True), epochs=3, batch_size=8)
+    result = fit_student(data, backbone, probs, config(), settings=settings, log=quiet)
+    assert result.extra["pseudo_labelled"] == 30  # share 1: every pool image
+    taught = made[-1]
+    assert len(taught.train) == 24 + 30
+    policies = [t for t in _steps(taught.train.transform) if isinstance(t, T.RandAugment)]
+    assert len(policies) == 1  # the student's noise
+    student = result.model.backbone.state_dict()
+    changed = {k.split(".")[1] for k, v in pretrained.items() if v.is_floating_point() and "running" not in k
+               and not torch.equal(v, student[k])}  # fmt: skip
+    assert changed == {"0", "1", "2", "3"}  # every layer group trained (LP-FT), not only the deepest
+    stats = [k for k in pretrained if "running_mean" in k]
+    assert stats and all(torch.equal(pretrained[k], student[k]) for k in stats)  # BatchNorm statistics frozen
+
+
+def _steps(transform):
+    """Every step of a composed transform, nested ones included."""
+    for step in getattr(transform, "transforms", [transform]):
+        yield step
+        for attr in ("policy", "inner"):
+            if hasattr(step, attr):
+                yield from _steps(getattr(step, attr))
+
+
+def test_the_student_trains_with_partial_or_lp_ft_and_on_a_share_of_the_pool():
+    with pytest.raises(ConfigError, match="partial or lp-ft, got 'fine-tune'"):
+        StudentConfig(strategy="fine-tune")
+    with pytest.raises(ConfigError, match=r"share of the pool must be in \(0, 1\], got 0"):
+        StudentConfig(share=0)
+
+
 def _student(out, resume=False, log=quiet):
     torch.manual_seed(0)  # the same tiny backbone and pool in every run
     backbone, data = _student_data()

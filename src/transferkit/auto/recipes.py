@@ -115,8 +115,9 @@ STUDENT_RECIPE = Recipe(
     STUDENT,
     layers="auto",
     share=0.5,
-    about="self-training's head labels 80 % of the --unlabeled images (class-balanced) → the deepest 3 layer groups "
-    "fine-tuned on labelled + pseudo-labelled images, 3 epochs (tried only with --unlabeled)",
+    about="self-training's head labels the --unlabeled images (class-balanced) → on a CPU the deepest 3 layer groups "
+    "fine-tuned on labelled + 80 % of them, 3 epochs; on a GPU every layer (LP-FT) on all of them with RandAugment "
+    "views and an EMA, 7 epochs (tried only with --unlabeled)",
 )
 
 FIXMATCH_RECIPE = Recipe(

@@ -38,7 +38,7 @@ from transferkit.auto.recipes import DEFAULT_RECIPES, Recipe
 from transferkit.auto.selection import Margin, explain, paired_margin
 from transferkit.backbones import ModelBackbone, create_backbone
 from transferkit.engine.checkpoint import atomic_save
-from transferkit.engine.config import TrainConfig
+from transferkit.engine.config import TrainConfig, trains_on_gpu
 from transferkit.engine.distributed import dataset_logits, make_fabric
 from transferkit.engine.ensemble import EnsembleModel
 from transferkit.engine.loop import FitResult
@@ -130,9 +130,8 @@ def estimate(recipe: Recipe, size: int | None, probe: CostProbe, data, cfg: Trai
     if recipe.strategy == FIXMATCH:
         return _fixmatch(size, probe, data, forward, recipe.options)
     if recipe.strategy == STUDENT:  # its teacher (self-training), then the student's epochs
-        return estimate(dataclasses.replace(recipe, strategy=SELF_TRAINING), size, probe, data, cfg) + _student(
-            size, probe, data, forward
-        )
+        teacher = estimate(dataclasses.replace(recipe, strategy=SELF_TRAINING), size, probe, data, cfg)
+        return teacher + _student(size, probe, data, forward, trains_on_gpu(cfg))
     if not recipe.trained:  # frozen features: every group once for --layers auto, then the cached views
         passes = n_train * (cfg.cache_views + (1 if recipe.layers == "auto" else 0)) + n_val
         if recipe.strategy == SELF_TRAINING:  # a plain and a strong view of every image, the graph, the head's rounds
@@ -158,16 +157,20 @@ def _partial(cached: int, trained: int, n_val: int, epochs: int, forward: float,
     return (cached + n_val) * (0.5 * forward + load) + epochs * (trained * step + n_val * forward * 0.5)
 
 
-def _student(size: int, probe: CostProbe, data, forward: float) -> float:
-    """Seconds of a self-training student: a partial fine-tune of its deepest groups on the labelled and
-    pseudo-labelled images, one view of each (their frozen bottom is computed once)."""
+def _student(size: int, probe: CostProbe, data, forward: float, gpu: bool) -> float:
+    """Seconds of a self-training student on the labelled and pseudo-labelled images: on a CPU a partial
+    fine-tune of its deepest groups, one view of each (their frozen bottom computed once); on a GPU a probe
+    (one pass) and every layer trained for the rest of its epochs."""
     from transferkit.api import rebind
     from transferkit.semi.student import StudentConfig
 
-    settings = StudentConfig()
+    settings = StudentConfig.for_device(gpu)
     images = len(data.train) + int(settings.share * len(data.unlabeled))
     load = probe.load(rebind(data, data.data_config, size).train, size)
     fixed = RECIPE_OVERHEAD + settings.epochs * EPOCH_OVERHEAD
+    if settings.strategy == "lp-ft":
+        trained = (settings.epochs - 1) * images * (probe.train(size) + load)
+        return fixed + (images + settings.epochs * len(data.val)) * (forward + load) + trained
     step = probe.train(size, settings.groups)
     return fixed + _partial(images, images, len(data.val), settings.epochs, forward, load, step)
 

@@ -2,15 +2,18 @@
 
 Self-training (:mod:`~transferkit.semi.self_training`) is bounded by the frozen features it works on.
 Its kept head — the *teacher* — labels the unlabelled pool (class-balanced: the most confident
-``share`` of the pool, as in its last round); a *student* — a fresh copy of the pretrained backbone
-with a new head — is then fine-tuned (``partial``: the deepest ``groups`` layer groups) on the
-labelled images plus those pseudo-labelled ones, with label smoothing, so that its features, not only
-its head, learn from the pool. Unlike Xie et al.'s student it sees each image un-augmented: the engine
-caches the frozen bottom's outputs once per image (``cache_views=1``), which keeps the CPU cost at
-one bottom pass per image. Selected like every run on validation; ``auto`` compares it with the
-teacher and the labelled-only recipes.
+``share`` of the pool); a *student* — a fresh copy of the pretrained backbone with a new head — is
+then fine-tuned on the labelled images plus those pseudo-labelled ones, with label smoothing, so that
+its features, not only its head, learn from the pool. Two schedules (:meth:`StudentConfig.for_device`):
 
-This module holds the data and the settings; the training is the engine's, driven by the API.
+- on a CPU, the deepest 3 layer groups (``partial``) on un-augmented images: the engine caches the
+  frozen bottom's outputs once per image (``cache_views=1``), one bottom pass per image;
+- on a GPU, Xie et al.'s recipe: every layer (LP-FT: a probe, then all layers with BatchNorm's
+  statistics frozen), the whole pool, RandAugment views as the student's noise and an EMA of its
+  weights.
+
+Selected like every run on validation; ``auto`` compares it with the teacher and the labelled-only
+recipes. This module holds the data and the settings; the training is the engine's, driven by the API.
 """
 
 from __future__ import annotations
@@ -20,28 +23,53 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from torch import Tensor
 from torch.utils.data import Dataset
 
 from transferkit.engine.config import TrainConfig
+from transferkit.errors import ConfigError
 from transferkit.semi.self_training import balanced_pseudo_labels
 
 
 @dataclass(frozen=True)
 class StudentConfig:
     share: float = 0.8  # of the unlabelled images pseudo-labelled (self-training's last round: 0.8)
+    strategy: str = "partial"  # or "lp-ft": every layer after a probe
     groups: int = 3  # layer groups fine-tuned (``partial``)
     epochs: int = 3
     lr: float = 1e-3
     batch_size: int = 64
     label_smoothing: float = 0.1
+    auto_augment: str = "none"  # the student's training views ("none" with ``partial``: cached, un-augmented)
+    ema_decay: float = 0.0
+
+    def __post_init__(self) -> None:
+        if self.strategy not in ("partial", "lp-ft"):
+            raise ConfigError(f"The student trains with partial or lp-ft, got {self.strategy!r}.")
+        if not 0 < self.share <= 1:
+            raise ConfigError(f"The student's share of the pool must be in (0, 1], got {self.share}.")
+
+    @classmethod
+    def for_device(cls, gpu: bool) -> StudentConfig:
+        """The CPU schedule (the deepest groups on cached bottoms) or the GPU one (noisy student)."""
+        if not gpu:
+            return cls()
+        return cls(share=1.0, strategy="lp-ft", epochs=7, lr=5e-4, batch_size=128, auto_augment="randaugment",
+                   ema_decay=0.999)  # fmt: skip
+
+    def strategy_options(self) -> dict[str, Any]:
+        if self.strategy == "partial":
+            return {"groups": self.groups}
+        return {"probe_epochs": 1, "ft_lr_scale": 1.0, "freeze_bn": True}  # as FixMatch's LP-FT
 
     def train_config(self, base: TrainConfig) -> TrainConfig:
         """``base`` (the user's seed, devices, precision, cache…) with the student's schedule."""
+        warmup = 1.0 if self.strategy == "lp-ft" else base.warmup_epochs
         return dataclasses.replace(
-            base, epochs=self.epochs, lr=self.lr, batch_size=self.batch_size,
-            label_smoothing=self.label_smoothing, cache_views=1,
+            base, epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, label_smoothing=self.label_smoothing,
+            cache_views=1, ema_decay=self.ema_decay, warmup_epochs=warmup,
         )  # fmt: skip
 
 

@@ -88,6 +88,11 @@ def run_student(per_class: int, seed: int, pool_idx: torch.Tensor, args) -> list
              "teacher_head": result.extra["teacher_spec"]["head"]["name"]}]  # fmt: skip
 
 
+def _device() -> str:
+    """What trained: the GPU's name, or ``cpu``."""
+    return torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
+
+
 def run_fixmatch(per_class: int, seed: int, pool_idx: torch.Tensor, args) -> list[dict]:
     from transferkit.api import train_classifier
     from transferkit.engine.config import TrainConfig
@@ -99,10 +104,9 @@ def run_fixmatch(per_class: int, seed: int, pool_idx: torch.Tensor, args) -> lis
     started = time.perf_counter()
     result = train_classifier(data, backbone, FIXMATCH, config, strategy_options=options, log=print, report=False)
     wall = time.perf_counter() - started
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
     return [{**base, "method": "fixmatch", "test_accuracy": round(result.test_metrics.accuracy, 4),
              "wall_seconds": round(wall, 1), "val_accuracy": round(result.metrics.accuracy, 4),
-             "best_epoch": result.best_epoch + 1, "epochs": len(result.history), "device": device,
+             "best_epoch": result.best_epoch + 1, "epochs": len(result.history), "device": _device(),
              "options": options, "history": [{k: r.get(k) for k in ("epoch", "val_acc", "pseudo_labelled_share")}
                                             for r in result.history]}]  # fmt: skip
 
@@ -122,11 +126,10 @@ def run_gpu_student(per_class: int, seed: int, pool_idx: torch.Tensor, args) -> 
     started = time.perf_counter()
     result = fit_student(data, backbone, probs, config, settings=StudentConfig.for_device(gpu=True))
     wall = time.perf_counter() - started
-    device = torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"
     return [{**base, "method": "self-training student, GPU schedule",
              "test_accuracy": round(evaluate(result.model, data.test, config).accuracy, 4),
              "wall_seconds": round(wall, 1), "val_accuracy": round(result.metrics.accuracy, 4),
-             "best_epoch": result.best_epoch + 1, "epochs": len(result.history), "device": device,
+             "best_epoch": result.best_epoch + 1, "epochs": len(result.history), "device": _device(),
              "cpu_cores": len(os.sched_getaffinity(0)),
              "pseudo_labelled": result.extra["pseudo_labelled"], "student": result.extra["student"],
              "history": [{k: r.get(k) for k in ("epoch", "val_acc", "val_loss")} for r in result.history]}]  # fmt: skip

@@ -168,8 +168,8 @@ def _student(size: int, probe: CostProbe, data, forward: float, gpu: bool) -> fl
     images = len(data.train) + int(settings.share * len(data.unlabeled))
     load = probe.load(rebind(data, data.data_config, size).train, size)
     fixed = RECIPE_OVERHEAD + settings.epochs * EPOCH_OVERHEAD
-    if settings.strategy == "lp-ft":
-        trained = (settings.epochs - 1) * images * (probe.train(size) + load)
+    if settings.strategy == "lp-ft":  # the probe's epochs solved in one pass, then every layer
+        trained = (settings.epochs - settings.strategy_options()["probe_epochs"]) * images * (probe.train(size) + load)
         return fixed + (images + settings.epochs * len(data.val)) * (forward + load) + trained
     step = probe.train(size, settings.groups)
     return fixed + _partial(images, images, len(data.val), settings.epochs, forward, load, step)

@@ -4,11 +4,13 @@ the seeds' "compression + transfer" for edge deployment.
 Activations are calibrated on a few of the user's own images; the fp32 and int8 models are then
 scored on other images of the same set (accuracy, images/s of one CPU session each), and the
 quantized model is refused (:class:`~transferkit.errors.TransferkitError`) when it loses more
-accuracy than allowed.
+accuracy than allowed, and then not written (an earlier file of that name is left as it was).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,10 +86,11 @@ def quantize_int8(
         calibration_images: At most this many images (and at most a third) calibrate the activation ranges.
 
     Raises:
-        TransferkitError: when int8 loses more than ``max_accuracy_drop`` (the file is written, and named).
+        TransferkitError: when int8 loses more than ``max_accuracy_drop``; ``out`` is then left as it was (the
+            model is quantized into a temporary file beside it, which replaces ``out`` only when accepted).
     """
     try:
-        from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+        import onnxruntime.quantization  # noqa: F401
     except ImportError:
         raise ConfigError("int8 quantization needs onnxruntime: pip install 'transferkit[export]'.") from None
     if len(images) < 6 or len(images) != len(labels):
@@ -96,6 +99,28 @@ def quantize_int8(
     n_cal = max(2, min(calibration_images, len(images) // 3))
     calibrate, evaluate = order[:n_cal], order[n_cal:]
     out = Path(out)
+    candidate = out.with_name(f".{out.stem}.candidate{out.suffix}")  # replaces ``out`` only when accepted
+    try:
+        report = _quantize_and_score(Path(fp32_onnx), candidate, images, labels, calibrate, evaluate)
+        if report.accuracy_drop > max_accuracy_drop:
+            raise TransferkitError(
+                f"int8 accuracy {report.int8_accuracy:.4f} is {report.accuracy_drop:.4f} below fp32 "
+                f"({report.fp32_accuracy:.4f}) on {len(evaluate)} images, more than --max-accuracy-drop "
+                f"{max_accuracy_drop}; {out} was not written. Keep the fp32 model, or calibrate on more images "
+                "(--calibration-images)."
+            )
+        os.replace(candidate, out)
+    finally:
+        candidate.unlink(missing_ok=True)
+    return dataclasses.replace(report, path=out)
+
+
+def _quantize_and_score(
+    fp32_onnx: Path, out: Path, images: np.ndarray, labels: np.ndarray, calibrate: np.ndarray, evaluate: np.ndarray
+) -> QuantizationReport:
+    """``fp32_onnx`` quantized into ``out`` (calibrated on ``images[calibrate]``), both scored on the rest."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
     prepared = out.with_name(f".{out.stem}.prepared.onnx")  # shape inference and graph optimisation first
     try:
         from onnxruntime.quantization.shape_inference import quant_pre_process
@@ -103,20 +128,13 @@ def quantize_int8(
         quant_pre_process(str(fp32_onnx), str(prepared))
         source = prepared
     except Exception:  # noqa: BLE001 - pre-processing is an optimisation; quantize the model as exported
-        source = Path(fp32_onnx)
+        source = fp32_onnx
     quantize_static(str(source), str(out), _Calibration(images[calibrate].astype(np.float32)),
                     quant_format=QuantFormat.QDQ, per_channel=True, weight_type=QuantType.QInt8,
                     activation_type=QuantType.QUInt8, calibrate_method=CalibrationMethod.Percentile)  # fmt: skip
     prepared.unlink(missing_ok=True)
     x, y = images[evaluate].astype(np.float32), labels[evaluate]
-    fp32_acc, fp32_speed = _accuracy_and_speed(Path(fp32_onnx), x, y)
+    fp32_acc, fp32_speed = _accuracy_and_speed(fp32_onnx, x, y)
     int8_acc, int8_speed = _accuracy_and_speed(out, x, y)
     scored = tuple(int(i) for i in evaluate)
-    report = QuantizationReport(out, fp32_acc, int8_acc, fp32_speed, int8_speed, len(calibrate), len(evaluate), scored)
-    if report.accuracy_drop > max_accuracy_drop:
-        raise TransferkitError(
-            f"int8 accuracy {int8_acc:.4f} is {report.accuracy_drop:.4f} below fp32 ({fp32_acc:.4f}) on "
-            f"{len(evaluate)} images, more than --max-accuracy-drop {max_accuracy_drop}; {out} was written but "
-            "should not be used. Keep the fp32 model, or calibrate on more images (--calibration-images)."
-        )
-    return report
+    return QuantizationReport(out, fp32_acc, int8_acc, fp32_speed, int8_speed, len(calibrate), len(evaluate), scored)

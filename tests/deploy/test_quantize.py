@@ -46,10 +46,14 @@ def test_int8_is_quantized_and_scored_on_images_it_was_not_calibrated_on(tmp_pat
     assert report.int8_accuracy >= report.fp32_accuracy - 0.1 and report.speedup > 0
 
 
-def test_int8_losing_more_than_allowed_is_refused_naming_the_file(tmp_path):
+def test_int8_losing_more_than_allowed_is_refused_and_leaves_the_earlier_file_as_it_was(tmp_path):
     from transferkit.quantize import quantize_int8
 
     model, images, labels = _trained_and_data()
     export_model(model, tmp_path / "m.onnx")
-    with pytest.raises(TransferkitError, match=r"m\.int8\.onnx was written but should not be used"):
+    (tmp_path / "m.int8.onnx").write_bytes(b"an earlier export")
+    before = sorted(p.name for p in tmp_path.iterdir())
+    with pytest.raises(TransferkitError, match=r"m\.int8\.onnx was not written"):
         quantize_int8(tmp_path / "m.onnx", tmp_path / "m.int8.onnx", images, labels, max_accuracy_drop=-1.0)
+    assert (tmp_path / "m.int8.onnx").read_bytes() == b"an earlier export"
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no temporary file left

@@ -232,6 +232,7 @@ def semi_table(rows: list[dict]) -> str:
         "transferkit auto (labelled only)",
         "same head, labelled only",
         "self-training before the graph round (sessions 11–17)",
+        "self-training, later rounds by the head (sessions 18–19)",
         "self-training",
         "self-training student",
         "self-training student, GPU schedule",

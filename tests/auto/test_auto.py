@@ -244,10 +244,10 @@ def test_the_teachers_and_the_students_estimates_count_every_pass_by_hand():
     assert cfg.cache_views == 1 and SEMI_RECIPE.layers == "auto"
     teacher = estimate(SEMI_RECIPE, None, FixedProbe(), data, cfg)
     # every group of the 24 training images once (--layers auto), then their cached view, the 12 validation
-    # images, and a plain and a strong view of the 24 + 1000 images: each a forward and a HOG (2 ms); the k-NN
-    # graph of the 1024 images: 1e-8 s a pair
+    # images, and a plain and a strong view of the 24 + 1000 images: each a forward and a HOG (2 ms); four k-NN
+    # graphs of the 1024 images (round 1's and rounds 2-4's on the hidden layer): 1e-8 s a pair
     passes = 24 + 24 + 12 + 2 * (24 + 1000)
-    assert teacher == pytest.approx(RECIPE_OVERHEAD + passes * (0.001 + 0.002) + 1e-8 * 1024**2 + 60.0)
+    assert teacher == pytest.approx(RECIPE_OVERHEAD + passes * (0.001 + 0.002) + 4 * 1e-8 * 1024**2 + 60.0)
     images = 24 + 800  # + 0.8 × 1000 pseudo-labelled
     bottom = (images + 12) * 0.0005  # the frozen bottom (half a forward) of every image once, as `partial`
     student = RECIPE_OVERHEAD + bottom + 3 * (EPOCH_OVERHEAD + images * 0.010 + 12 * 0.0005)  # 3 epochs

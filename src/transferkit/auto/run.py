@@ -46,6 +46,7 @@ from transferkit.engine.metrics import Metrics, classification_metrics
 from transferkit.errors import ConfigError, DataError
 from transferkit.semi import FIXMATCH, SELF_TRAINING, SEMI_STRATEGIES, STUDENT
 from transferkit.semi.label_propagation import graph_seconds
+from transferkit.semi.self_training import SelfTrainingConfig
 
 INHERITED = ("seed", "precision", "num_workers", "accelerator", "devices", "num_nodes", "top_k", "channels_last")
 INHERITED += ("cache_max_gb", "cache_dir", "progress")
@@ -134,11 +135,12 @@ def estimate(recipe: Recipe, size: int | None, probe: CostProbe, data, cfg: Trai
         return teacher + _student(size, probe, data, forward, trains_on_gpu(cfg))
     if not recipe.trained:  # frozen features: every group once for --layers auto, then the cached views
         passes = n_train * (cfg.cache_views + (1 if recipe.layers == "auto" else 0)) + n_val
-        if recipe.strategy == SELF_TRAINING:  # a plain and a strong view of every image, the graph, the head's rounds
+        if recipe.strategy == SELF_TRAINING:  # a plain and a strong view of every image, the graphs, the head's rounds
             pool = n_train + len(data.unlabeled)
             passes += 2 * pool  # each with HOG too, should the layer choice keep it
             per_pass = forward + probe.load(data.train, size) + HOG_SECONDS_PER_IMAGE
-            return RECIPE_OVERHEAD + passes * per_pass + graph_seconds(pool) + 60.0
+            graphs = SelfTrainingConfig().graph_builds() * graph_seconds(pool)
+            return RECIPE_OVERHEAD + passes * per_pass + graphs + 60.0
         load = probe.load(data.train, data.data_config.input_size) if cfg.cache_views > 1 else 0.0
         return RECIPE_OVERHEAD + passes * (forward + load) + 5.0 + n_train * 0.02  # + layer selection and C search
     load = probe.load(rebind(data, data.data_config, size).train, size)

@@ -41,5 +41,9 @@ class MLPHead(nn.Module):
         self.num_classes = num_classes
         self.fc = nn.Linear(self.hidden, num_classes)
 
+    def embed(self, features: Tensor) -> Tensor:
+        """The hidden layer's output (N, hidden): what the classifier ``fc`` reads."""
+        return self.body(features)
+
     def forward(self, features: Tensor) -> Tensor:
         return self.fc(self.body(features))

@@ -57,6 +57,10 @@ class ViewsHead(nn.Module):
         """Each member's input (see :meth:`slices`)."""
         return [features[:, which] for which in self.slices()]
 
+    def embed(self, features: Tensor) -> Tensor:
+        """Every member's hidden layer side by side (N, members × hidden)."""
+        return torch.cat([m.embed(x) for m, x in zip(self.members, self.columns(features))], 1)
+
     def forward(self, features: Tensor) -> Tensor:
         probs = [m(x).float().softmax(1) for m, x in zip(self.members, self.columns(features))]
         return torch.stack(probs).mean(0).clamp_min(1e-12).log()

@@ -33,7 +33,7 @@ from transferkit.engine.loop import FitResult
 from transferkit.engine.metrics import classification_metrics
 from transferkit.engine.model import TransferModel
 from transferkit.seeding import seed_everything
-from transferkit.semi.self_training import SelfTrainingConfig, Views, predict_views, self_train
+from transferkit.semi.self_training import SelfTrainingConfig, Views, labeller, predict_views, self_train
 
 
 def strong_transform(data) -> Any:
@@ -119,7 +119,7 @@ def fit_semi(
     best = next(i for i, h in enumerate(heads) if h is head)
     log(f"Kept round {best} (the best validation accuracy)")
     history = [{"epoch": r["round"], "stage": 0, **r} for r in rounds]  # one row per round, "epoch" = round
-    semi = "label propagation, then class-balanced self-training" if cfg.graph else "class-balanced self-training"
+    semi = " → ".join(dict.fromkeys(labeller(r, cfg) for r in range(1, cfg.rounds + 1)))  # who labelled the pool
     facts = {"strategy": {"semi": semi, **dataclasses.asdict(cfg), "views": views}, **(run_config or {})}
     path = write_frozen_run(out, model, history, metrics, config, facts)
     images = len(labels) + len(pool) * (1 + views) + len(val[1])

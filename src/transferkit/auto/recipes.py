@@ -106,7 +106,7 @@ SEMI_RECIPE = Recipe(
     layers="auto",
     share=0.3,
     about="frozen features of the labelled and the --unlabeled images (plain and RandAugment views) → "
-    "label propagation on their k-NN graph, then class-balanced self-training of an MLP head, the round kept by "
+    "label propagation on their k-NN graph, then again on each round's MLP head's hidden layer, the round kept by "
     "validation (tried only with --unlabeled)",
 )
 

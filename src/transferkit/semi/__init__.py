@@ -1,4 +1,4 @@
-"""Learning from unlabelled images: class-balanced self-training on a pretrained backbone's frozen features,
+"""Learning from unlabelled images: self-training (label propagation) on a pretrained backbone's frozen features,
 a student backbone fine-tuned on its pseudo-labels, and FixMatch (the whole backbone, weak/strong views)."""
 
 from transferkit.semi.self_training import balanced_pseudo_labels, self_train

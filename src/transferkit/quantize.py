@@ -115,24 +115,32 @@ def quantize_int8(
     return dataclasses.replace(report, path=out)
 
 
+def _preprocessed(fp32_onnx: Path, prepared: Path) -> Path:
+    """``fp32_onnx`` after shape inference and graph optimisation, written to ``prepared``; ``fp32_onnx`` itself
+    where that fails (pre-processing is an optimisation: the model is then quantized as exported)."""
+    try:
+        from onnxruntime.quantization.shape_inference import quant_pre_process
+
+        quant_pre_process(str(fp32_onnx), str(prepared))
+        return prepared
+    except Exception:  # noqa: BLE001
+        return fp32_onnx
+
+
 def _quantize_and_score(
     fp32_onnx: Path, out: Path, images: np.ndarray, labels: np.ndarray, calibrate: np.ndarray, evaluate: np.ndarray
 ) -> QuantizationReport:
     """``fp32_onnx`` quantized into ``out`` (calibrated on ``images[calibrate]``), both scored on the rest."""
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-    prepared = out.with_name(f".{out.stem}.prepared.onnx")  # shape inference and graph optimisation first
+    prepared = out.with_name(f".{out.stem}.prepared.onnx")
     try:
-        from onnxruntime.quantization.shape_inference import quant_pre_process
-
-        quant_pre_process(str(fp32_onnx), str(prepared))
-        source = prepared
-    except Exception:  # noqa: BLE001 - pre-processing is an optimisation; quantize the model as exported
-        source = fp32_onnx
-    quantize_static(str(source), str(out), _Calibration(images[calibrate].astype(np.float32)),
-                    quant_format=QuantFormat.QDQ, per_channel=True, weight_type=QuantType.QInt8,
-                    activation_type=QuantType.QUInt8, calibrate_method=CalibrationMethod.Percentile)  # fmt: skip
-    prepared.unlink(missing_ok=True)
+        source = _preprocessed(fp32_onnx, prepared)
+        quantize_static(str(source), str(out), _Calibration(images[calibrate].astype(np.float32)),
+                        quant_format=QuantFormat.QDQ, per_channel=True, weight_type=QuantType.QInt8,
+                        activation_type=QuantType.QUInt8, calibrate_method=CalibrationMethod.Percentile)  # fmt: skip
+    finally:
+        prepared.unlink(missing_ok=True)  # also when quantization fails
     x, y = images[evaluate].astype(np.float32), labels[evaluate]
     fp32_acc, fp32_speed = _accuracy_and_speed(fp32_onnx, x, y)
     int8_acc, int8_speed = _accuracy_and_speed(out, x, y)

@@ -135,7 +135,7 @@ def test_an_unknown_relabel_rule_is_a_clear_error():
     with pytest.raises(ConfigError, match=r"relabel must be one of \['graph', 'head'\], got 'heads'"):
         SelfTrainingConfig(relabel="heads")
     assert SelfTrainingConfig().graph_builds() == 4 and SelfTrainingConfig(relabel="head").graph_builds() == 1
-    assert SelfTrainingConfig(graph=None).graph_builds() == 0
+    assert SelfTrainingConfig(graph=None).graph_builds() == 0 == SelfTrainingConfig(rounds=0).graph_builds()
 
 
 def test_a_rounds_head_does_not_depend_on_the_processs_random_state():

@@ -104,10 +104,8 @@ class SelfTrainingConfig:
             raise ConfigError(f"Self-training's relabel must be one of {list(RELABEL)}, got {self.relabel!r}.")
 
     def graph_builds(self) -> int:
-        """k-NN graphs a run builds: round 1's, then one a later round with ``relabel="graph"``."""
-        if self.graph is None:
-            return 0
-        return 1 + max(self.rounds - 1, 0) * (self.relabel == "graph")
+        """k-NN graphs a run builds: one for each round that :func:`labeller` gives to label propagation."""
+        return sum(labeller(r, self) != "previous head" for r in range(1, self.rounds + 1))
 
 
 class _HeadTask(TrainingTask):
